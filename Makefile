@@ -1,0 +1,79 @@
+# lich — build, tests, sanitizer build.
+#   make              build lichd (build/lichd)
+#   make check        unit + integration tests
+#   make check-asan   the same under AddressSanitizer + UBSan (build-asan/)
+#   make check-all    both, with one closing "N passed, N failed" line
+CC      ?= gcc
+BUILD   ?= build
+PKGS    := libibverbs librdmacm numa liburing
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+OPT     ?= -O2
+CFLAGS  := $(OPT) -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -pthread \
+	   -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+LDLIBS  := $(PKG_LIBS) -pthread -lm
+
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS  := $(sort $(wildcard src/*/*.c))
+LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+BIN_SRCS  := $(sort $(wildcard src/*.c))
+BINS      := $(patsubst src/%.c,$(BUILD)/%,$(BIN_SRCS))
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+BENCH_SRCS := $(sort $(wildcard tests/bench/*.c))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+.PHONY: all check check-asan check-all tests bench clean deps-check
+all: deps-check $(BINS)
+
+deps-check:
+	@for p in $(PKGS) cmocka; do pkg-config --exists $$p || \
+	  { echo "missing $$p development files: run scripts/install-deps" >&2; exit 1; }; done
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/liblich.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%: src/%.c $(BUILD)/liblich.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(BUILD)/liblich.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblich.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< \
+	  $(BUILD)/liblich.a $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/liblich.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(BUILD)/liblich.a $(LDLIBS)
+
+tests: all $(TEST_BINS)
+bench: all $(BENCH_BINS)
+
+check: tests
+	@tests/run $(BUILD)
+
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" check
+
+check-all:
+	@rm -f build/.results build-asan/.results
+	@$(MAKE) --no-print-directory check; a=$$?; \
+	 $(MAKE) --no-print-directory check-asan; b=$$?; \
+	 tests/total build/.results build-asan/.results; c=$$?; \
+	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

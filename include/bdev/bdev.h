@@ -1,0 +1,126 @@
+/* bdev.h — block backends behind one queue-pair interface.
+ *
+ * A struct bdev is a backing store opened once (at config load, any thread) and
+ * shared by every reactor: its fields are read-only after bdev_open. I/O goes
+ * through a struct bdev_qp, one per reactor, shared by all bdevs that reactor
+ * drives: the uring backend keeps one io_uring per qp (its eventfd in the
+ * reactor's epoll set so sleeping reactors wake), the ram backend completes
+ * in the qp's poll.
+ *
+ * The model is a submission queue and a completion queue:
+ *   bdev_submit()   queues an I/O (never completes it inline, never blocks);
+ *   the qp's poller (registered on the reactor by bdev_qp_create) submits what
+ *   was queued in one batch per reactor turn and reaps completions, calling
+ *   io->cb(io) on the submitting reactor with io->status = 0 or -errno.
+ * So a callback never runs inside bdev_submit, and the caller may submit from
+ * a callback.
+ *
+ * Semantics:
+ *   READ/WRITE    offset and len in bytes, multiples of bdev->block_size, data in
+ *                 io->iov (segments must be 512 B-aligned in address and length for
+ *                 O_DIRECT; pool memory always is). A short transfer is retried by
+ *                 the backend for the rest; EOF inside the device is -EIO.
+ *   fua           WRITE only: the data is durable when cb reports success
+ *                 (RWF_DSYNC, or write then fdatasync).
+ *   FLUSH         everything acknowledged before is durable (fdatasync).
+ *   UNMAP         deallocates the range (fallocate PUNCH_HOLE|KEEP_SIZE on files,
+ *                 BLKDISCARD on block devices, zero+release on ram); reads of it
+ *                 return zeroes afterwards. -EOPNOTSUPP if the backend can't.
+ *   WRITE_ZEROES  the range reads back as zeroes (FALLOC_FL_ZERO_RANGE, or
+ *                 writes of a zero buffer when that is not supported).
+ * An acknowledged write is never lost: with write_cache off, the SCSI layer sets
+ * fua on every write.
+ */
+#ifndef LICH_BDEV_BDEV_H
+#define LICH_BDEV_BDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct reactor;
+struct mem_pool;
+
+enum bdev_type { BDEV_TYPE_URING = 0, BDEV_TYPE_RAM, BDEV_TYPE_NVME };
+
+struct bdev_opts {
+	enum bdev_type type;
+	const char *path;         /* file or block device (uring/nvme); name for ram */
+	uint64_t size;            /* ram: required; file: 0 = file size (must be > 0) */
+	uint32_t block_size;      /* logical block size exported: 512..4096, power of 2 */
+	bool readonly;
+};
+
+struct bdev {
+	char name[256];
+	enum bdev_type type;
+	uint64_t size;            /* bytes, multiple of block_size */
+	uint32_t block_size;
+	bool readonly;
+	bool can_unmap;           /* UNMAP supported (hole punching / discard) */
+	bool direct;              /* uring: O_DIRECT in use */
+	bool is_blockdev;
+	const struct bdev_backend *backend;
+	void *priv;
+};
+
+enum bdev_io_type {
+	BDEV_IO_READ = 0,
+	BDEV_IO_WRITE,
+	BDEV_IO_FLUSH,
+	BDEV_IO_UNMAP,
+	BDEV_IO_WRITE_ZEROES,
+};
+
+#define BDEV_IO_MAX_IOV 64
+
+struct bdev_io {
+	/* filled by the caller */
+	struct bdev *bdev;
+	enum bdev_io_type type;
+	bool fua;
+	uint64_t offset;
+	uint64_t len;
+	struct iovec *iov;
+	int iovcnt;
+	void (*cb)(struct bdev_io *io);
+	void *ctx;
+	/* set before cb */
+	int status;
+	/* backend private */
+	struct bdev_io *next;
+	uint64_t done_bytes;
+	uint32_t flags;
+	int iov_idx;              /* progress through iov on partial transfers */
+	size_t iov_off;
+};
+
+struct bdev_qp;
+
+int bdev_open(const struct bdev_opts *opts, struct bdev **out);
+void bdev_close(struct bdev *b);
+
+/* Creates this reactor's qp (call on the reactor's thread). depth = max I/Os in
+ * flight in the kernel at once (more wait in the qp's queue). */
+struct bdev_qp *bdev_qp_create(struct reactor *r, unsigned depth);
+/* Waits for (reaps) everything in flight, then frees the qp. */
+void bdev_qp_destroy(struct bdev_qp *qp);
+/* Queues io; returns 0, or -EINVAL for a malformed request (range outside the
+ * device, misaligned, write to readonly) without queueing it. */
+int bdev_submit(struct bdev_qp *qp, struct bdev_io *io);
+/* Submits queued I/O and reaps completions; returns completions reaped. Called
+ * by the qp's poller; exposed for tests. */
+int bdev_qp_poll(struct bdev_qp *qp);
+unsigned bdev_qp_inflight(const struct bdev_qp *qp);
+
+/* GET LBA STATUS support (synchronous, cheap): from byte offset, how many bytes
+ * are in the same state and whether that state is mapped (allocated) or not.
+ * Backends that can't tell report mapped up to the end of the device. */
+int bdev_lba_status(struct bdev *b, uint64_t offset, uint64_t *len, bool *mapped);
+
+struct bdev_qp_stats {
+	uint64_t submitted, completed, errors, batches, queued_peak;
+};
+void bdev_qp_get_stats(const struct bdev_qp *qp, struct bdev_qp_stats *out);
+
+#endif

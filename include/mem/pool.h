@@ -1,0 +1,104 @@
+/* pool.h — a reactor's memory: 2 MiB chunks, a buddy per chunk, grown on demand.
+ *
+ * Contract: a pool belongs to one reactor thread; nothing locks. Chunks are 2 MiB
+ * hugepages (mmap MAP_HUGETLB) bound to the pool's NUMA node, or, when hugepages
+ * cannot be had (none reserved, or opts.no_hugepages), ordinary pages mapped 2 MiB
+ * aligned; the first fallback logs one line saying so. The pool maps chunks as
+ * allocations need them, until limit bytes are mapped; past that an allocation
+ * returns NULL and counts a failure — it never aborts.
+ *
+ * Addresses map to their chunk in O(1) (chunks are 2 MiB aligned; a small open
+ * addressed table keyed by addr >> 21), so free needs no size and the RDMA
+ * registration handle of any byte of pool memory is one lookup.
+ *
+ * Registration hook: mem_pool_set_reg() registers every mapped chunk now and
+ * every chunk mapped later, once each, and unregisters them when the pool is
+ * destroyed. A chunk whose registration fails is unmapped and the allocation
+ * that wanted it fails.
+ *
+ * General allocations: mem_alloc() serves sizes up to SLAB_MAX_OBJ from the
+ * pool's size-classed slab caches (64 B .. 2 KiB, powers of two) and larger ones
+ * as buddy blocks (rounded up to a power-of-two number of pages, up to 2 MiB).
+ * mem_free() finds which from the page descriptor.
+ */
+#ifndef LICH_MEM_POOL_H
+#define LICH_MEM_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mem_pool;
+
+struct mem_pool_opts {
+	const char *name;      /* for logs and stats */
+	size_t limit;          /* max bytes mapped; rounded down to 2 MiB, min 2 MiB */
+	size_t prealloc;       /* bytes mapped at creation (0 = none) */
+	int numa_node;         /* -1: no binding */
+	bool no_hugepages;     /* use ordinary pages even if hugepages exist */
+};
+
+struct mem_reg_ops {
+	/* Returns 0 and sets *handle, or -errno. */
+	int (*reg)(void *ctx, void *addr, size_t len, void **handle);
+	void (*unreg)(void *ctx, void *handle);
+	void *ctx;
+};
+
+struct mem_pool_stats {
+	size_t chunks;              /* chunks mapped now */
+	size_t hugepage_chunks;     /* of which backed by hugepages */
+	size_t mapped_bytes;
+	size_t limit;
+	size_t page_bytes_in_use;   /* bytes in buddy blocks handed out (incl. slabs) */
+	size_t page_high_water;
+	uint64_t page_allocs;
+	uint64_t failed_allocs;     /* page allocations refused (limit or mmap) */
+};
+
+struct mem_pool *mem_pool_create(const struct mem_pool_opts *opts);
+/* Frees every chunk (after unregistering), even if blocks are still out. */
+void mem_pool_destroy(struct mem_pool *p);
+
+/* A block of 2^order 4 KiB pages, order 0..9, aligned to its size; NULL if none. */
+void *mem_pool_alloc_pages(struct mem_pool *p, unsigned order);
+void mem_pool_free_pages(struct mem_pool *p, void *addr);
+
+/* Size-classed allocation from this pool; NULL on failure or bytes > 2 MiB. */
+void *mem_alloc(struct mem_pool *p, size_t bytes);
+void *mem_zalloc(struct mem_pool *p, size_t bytes);
+/* addr may be NULL. Freeing a pointer the pool did not hand out is a bug: it is
+ * detected (chunk lookup fails) and logged, never silently corrupts. */
+void mem_free(struct mem_pool *p, void *addr);
+/* Usable size of a mem_alloc block. */
+size_t mem_usable_size(struct mem_pool *p, const void *addr);
+
+/* True if addr lies in one of this pool's chunks. */
+bool mem_pool_owns(const struct mem_pool *p, const void *addr);
+int mem_pool_set_reg(struct mem_pool *p, const struct mem_reg_ops *ops);
+/* Registration handle of the chunk holding addr (NULL if none / not registered). */
+void *mem_pool_reg_handle(const struct mem_pool *p, const void *addr);
+
+void mem_pool_get_stats(const struct mem_pool *p, struct mem_pool_stats *out);
+/* Writes a human readable multi-line report (pool + every slab cache). */
+void mem_pool_dump_stats(const struct mem_pool *p, char *buf, size_t len);
+const char *mem_pool_name(const struct mem_pool *p);
+
+/* True if this process could map at least one hugepage (probed once). */
+bool mem_hugepages_available(void);
+
+/* --- Internal to src/mem (slab.c and pool.c); other layers must not use these. ---
+ * Slabs are buddy blocks whose page descriptors name their cache, so mem_free()
+ * and slab_free() can tell a slab object from a raw page block by address. */
+struct slab_cache;
+/* Like mem_pool_alloc_pages, and records `owner` for every page of the block. */
+void *mem_pool_alloc_slab(struct mem_pool *p, unsigned order, struct slab_cache *owner);
+/* Returns a block from mem_pool_alloc_slab and clears its page owners. */
+void mem_pool_free_slab(struct mem_pool *p, void *block);
+/* Cache owning the page holding addr; NULL for raw page blocks, free pages and
+ * addresses outside the pool. O(1). */
+struct slab_cache *mem_pool_page_owner(const struct mem_pool *p, const void *addr);
+/* Head of the pool's list of slab caches (linked by slab.c). */
+struct slab_cache **mem_pool_cache_list(struct mem_pool *p);
+
+#endif

@@ -1,0 +1,58 @@
+/* pr.h — reservations of one logical unit: SPC-4 persistent reservations
+ * (PERSISTENT RESERVE IN/OUT, all service actions and types) and SPC-2
+ * RESERVE/RELEASE (6 and 10). Internal to src/scsi.
+ *
+ * Registrations are keyed by I_T nexus: the initiator port name
+ * ("iqn...,i,0x<isid>") plus the relative target port id. State that SPC-4 says
+ * persists (registrations, the reservation, APTPL) is written to the state
+ * file atomically (write temp, fsync, rename, fsync dir) before the PR OUT
+ * command completes, when APTPL is set; and reloaded by pr_create. Without a
+ * state file, APTPL=1 gets INVALID FIELD IN PARAMETER LIST.
+ *
+ * Thread safety: an LU is shared by reactors, so every entry point takes the
+ * LU's pr mutex, except pr_conflict's fast path (an atomic "no reservation of
+ * any kind" flag), so commands pay nothing when nobody reserves.
+ */
+#ifndef LICH_SCSI_PR_H
+#define LICH_SCSI_PR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct scsi_task;
+struct scsi_nexus;
+struct scsi_pr;
+
+/* Establishes a unit attention for every attached nexus whose initiator port
+ * name is `initiator_port` (ASC/ASCQ given), e.g. RESERVATIONS PREEMPTED. */
+typedef void (*pr_ua_fn)(void *ctx, const char *initiator_port, uint16_t rel_port_id,
+			 uint8_t asc, uint8_t ascq);
+
+/* state_file may be NULL. Loads it if it exists; a corrupt file is -EINVAL
+ * (the LU refuses to start rather than lose reservations silently). */
+int pr_create(const char *state_file, pr_ua_fn ua, void *ua_ctx, struct scsi_pr **out);
+void pr_destroy(struct scsi_pr *pr);
+
+/* True if the command in t (t->cdb, t->nexus) must get RESERVATION CONFLICT
+ * (SPC-4 table 67-ish "commands allowed in the presence of reservations", SBC-3
+ * table for block commands, plus the SPC-2 RESERVE rules). */
+bool pr_conflict(struct scsi_pr *pr, const struct scsi_task *t);
+
+/* Execute PERSISTENT RESERVE IN / OUT, RESERVE(6/10), RELEASE(6/10) for t:
+ * sets t->status/sense and, for IN, the data (scsi_task_copy_in). The parameter
+ * list of OUT is in t->iov (t->data_out_len bytes). Synchronous. */
+void pr_in(struct scsi_pr *pr, struct scsi_task *t);
+void pr_out(struct scsi_pr *pr, struct scsi_task *t);
+void pr_reserve(struct scsi_pr *pr, struct scsi_task *t);
+void pr_release(struct scsi_pr *pr, struct scsi_task *t);
+
+/* Events that end SPC-2 reservations (logical unit reset, I_T nexus loss). PR
+ * state is not affected by these (SPC-4 §5.13). */
+void pr_nexus_lost(struct scsi_pr *pr, const struct scsi_nexus *n);
+void pr_lu_reset(struct scsi_pr *pr);
+
+/* For tests and stats. */
+unsigned pr_registration_count(struct scsi_pr *pr);
+uint32_t pr_generation(struct scsi_pr *pr);
+
+#endif

@@ -98,12 +98,16 @@ void reactor_poller_del(struct reactor *r, struct poller *p);
 /* events: EPOLLIN/EPOLLOUT/... (level triggered unless EPOLLET is given). */
 int reactor_event_add(struct reactor *r, struct reactor_event *ev, uint32_t events);
 int reactor_event_mod(struct reactor *r, struct reactor_event *ev, uint32_t events);
+/* Also drops ev's events still pending in the batch being dispatched, so no
+ * callback runs for it after this returns. */
 int reactor_event_del(struct reactor *r, struct reactor_event *ev);
 
 /* Sends fn(a, b) to reactor `to`, from the calling reactor's ring to it (in
  * order per sender/receiver pair). If that ring is full the message waits in the
  * sender's local overflow list and is pushed on a later turn: it is never lost
- * and never reordered. Returns -ENOMEM if even that failed. */
+ * and never reordered. Returns -ENOMEM if even that failed, -EINVAL for a bad
+ * `to`, -EPERM when not called on a reactor thread. Messages sent after every
+ * reactor's stop hooks reported done may be dropped (logged at exit). */
 int reactor_send(unsigned to, ring_fn fn, void *a, void *b);
 /* Same, from a thread that is not a reactor (setup only). Serialized with a
  * mutex: never use it on the I/O path. */

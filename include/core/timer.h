@@ -6,8 +6,10 @@
  * deadline is <= now, in deadline order (ties in insertion order); a periodic
  * timer is re-armed at deadline + period (skipping missed periods, never
  * firing more than once per run). A callback may add or cancel timers,
- * including itself. Cancelling frees the timer; a fired one-shot timer is freed
- * after its callback returns, so its handle must not be used after that.
+ * including itself; a timer added by a callback fires on a later run even if
+ * already due, so a callback re-adding itself with delay 0 cannot hold the
+ * loop. Cancelling frees the timer; a fired one-shot timer is freed after its
+ * callback returns, so its handle must not be used after that.
  */
 #ifndef LICH_CORE_TIMER_H
 #define LICH_CORE_TIMER_H

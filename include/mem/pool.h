@@ -7,6 +7,18 @@
  * allocations need them, until limit bytes are mapped; past that an allocation
  * returns NULL and counts a failure — it never aborts.
  *
+ * Chunks that become entirely free stay mapped (and registered): unmapping on
+ * free would put munmap/deregistration, and later mmap/registration again, on
+ * the data path. mem_pool_trim() returns them, keeping one spare and the
+ * preallocation; the owner calls it when it sees fit (e.g. an idle timer).
+ *
+ * Page magazine: a few freed blocks of each small order (4 KiB .. 64 KiB, about
+ * 256 KiB per order) are kept aside, still allocated in their buddy, and handed
+ * out again first, so an alloc/free cycle does not split and re-merge a chunk.
+ * They count as free (page_cached_bytes, not page_bytes_in_use); a double free
+ * of one is still detected. They go back to their buddies when the pool would
+ * otherwise have to map a chunk or fail, and in mem_pool_trim().
+ *
  * Addresses map to their chunk in O(1) (chunks are 2 MiB aligned; a small open
  * addressed table keyed by addr >> 21), so free needs no size and the RDMA
  * registration handle of any byte of pool memory is one lookup.
@@ -54,6 +66,7 @@ struct mem_pool_stats {
 	size_t page_high_water;
 	uint64_t page_allocs;
 	uint64_t failed_allocs;     /* page allocations refused (limit or mmap) */
+	size_t page_cached_bytes;   /* free blocks held in the page magazines (added) */
 };
 
 struct mem_pool *mem_pool_create(const struct mem_pool_opts *opts);
@@ -64,11 +77,20 @@ void mem_pool_destroy(struct mem_pool *p);
 void *mem_pool_alloc_pages(struct mem_pool *p, unsigned order);
 void mem_pool_free_pages(struct mem_pool *p, void *addr);
 
+/* Flushes every slab cache's magazine and empty slabs (slab_cache_trim())
+ * and the page magazines, then unmaps entirely free chunks beyond one spare
+ * (never below opts.prealloc); returns the bytes unmapped. Added beyond the
+ * original contract: see above. */
+size_t mem_pool_trim(struct mem_pool *p);
+
 /* Size-classed allocation from this pool; NULL on failure or bytes > 2 MiB. */
 void *mem_alloc(struct mem_pool *p, size_t bytes);
 void *mem_zalloc(struct mem_pool *p, size_t bytes);
 /* addr may be NULL. Freeing a pointer the pool did not hand out is a bug: it is
- * detected (chunk lookup fails) and logged, never silently corrupts. */
+ * detected (chunk lookup fails) and logged, never silently corrupts. So is a
+ * double free or an interior pointer: slab objects get slab_free_checked()'s
+ * full checks here (unlike slab_free() in release builds, see slab.h), page
+ * blocks the buddy's and the page magazine's. */
 void mem_free(struct mem_pool *p, void *addr);
 /* Usable size of a mem_alloc block. */
 size_t mem_usable_size(struct mem_pool *p, const void *addr);
@@ -98,7 +120,53 @@ void mem_pool_free_slab(struct mem_pool *p, void *block);
 /* Cache owning the page holding addr; NULL for raw page blocks, free pages and
  * addresses outside the pool. O(1). */
 struct slab_cache *mem_pool_page_owner(const struct mem_pool *p, const void *addr);
+
+/* The addr -> chunk table itself, so slab_free() can inline the lookup above
+ * (it is on the hot path of every free). Open addressing with linear probing,
+ * key addr >> 21, Fibonacci hashing; a slot with owner == NULL is empty. The
+ * table struct lives as long as its pool; its slots move when it grows. */
+struct mem_chunk_slot {
+	uintptr_t key;
+	struct slab_cache **owner;      /* the chunk's per-page owner array */
+};
+struct mem_chunk_table {
+	struct mem_chunk_slot *slots;
+	unsigned bits;                  /* 2^bits slots */
+};
+const struct mem_chunk_table *mem_pool_chunk_table(const struct mem_pool *p);
+
+static inline size_t mem_chunk_home(const struct mem_chunk_table *t, uintptr_t key)
+{
+	return (size_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - t->bits));
+}
+
+/* Per-page owner array of the chunk holding addr, or NULL. */
+static inline struct slab_cache **mem_chunk_owners(const struct mem_chunk_table *t,
+						   const void *addr)
+{
+	uintptr_t key = (uintptr_t)addr >> 21;
+	size_t mask = ((size_t)1 << t->bits) - 1;
+
+	for (size_t i = mem_chunk_home(t, key);; i = (i + 1) & mask) {
+		const struct mem_chunk_slot *s = &t->slots[i];
+
+		if (!s->owner || s->key == key)
+			return s->owner;
+	}
+}
+
+static inline struct slab_cache *mem_chunk_page_owner(const struct mem_chunk_table *t,
+						      const void *addr)
+{
+	struct slab_cache **owner = mem_chunk_owners(t, addr);
+
+	return owner ? owner[((uintptr_t)addr >> 12) & 511] : NULL;
+}
 /* Head of the pool's list of slab caches (linked by slab.c). */
 struct slab_cache **mem_pool_cache_list(struct mem_pool *p);
+/* For tests: every chunk's buddy passes buddy_check(), the page magazines
+ * agree with their chunks, and free + cached + in-use pages add up to what is
+ * mapped. 0 or -EFAULT. O(chunks). */
+int mem_pool_check(const struct mem_pool *p);
 
 #endif

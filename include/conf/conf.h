@@ -11,7 +11,7 @@
  *
  * Dialect (tgt's targets.conf, so an admin's file loads unchanged):
  *   # comment
- *   include /etc/tgt/conf.d/*.conf          (glob, relative to the including file)
+ *   include /etc/tgt/conf.d/[a-z]*.conf     (glob, relative to the including file)
  *   default-driver iscsi                    (accepted; only iscsi exists)
  *   <target iqn.2003-01.org.example:disk1>
  *       backing-store /var/lib/lich/disk1.img   (LUN 1, 2, ... in order)
@@ -44,6 +44,10 @@
  *   incomingdiscoveryuser NAME SECRET / outgoingdiscoveryuser NAME SECRET
  * A LUN with bs-type ram takes "size" (e.g. size 64M) and ignores the path
  * ("backing-store ram:NAME" also selects ram).
+ * LUN numbers: "lun N" (1..16383) inside a block, or at target level when the
+ * target has one backing store; the others get the lowest free number from 1
+ * up, backing-stores before direct-stores (tgt-admin's order). luns[] is
+ * sorted by number. An explicit size must be a multiple of block-size.
  */
 #ifndef LICH_CONF_CONF_H
 #define LICH_CONF_CONF_H
@@ -70,7 +74,8 @@ struct conf_account {
 
 struct conf_lun {
 	unsigned lun;              /* LUN number */
-	char *path;                /* backing file/device; for ram: the name after "ram:" or NULL */
+	char *path;                /* backing file/device; for ram: the name after "ram:"
+	                            * (or the path given with bs-type ram), NULL if empty */
 	enum bs_type bs_type;
 	uint64_t size;             /* ram: bytes (required); others: 0 = whole file */
 	uint32_t block_size;       /* 512 (default) or 4096 (also 1024, 2048) */

@@ -25,7 +25,9 @@
  *   FLUSH         everything acknowledged before is durable (fdatasync).
  *   UNMAP         deallocates the range (fallocate PUNCH_HOLE|KEEP_SIZE on files,
  *                 BLKDISCARD on block devices, zero+release on ram); reads of it
- *                 return zeroes afterwards. -EOPNOTSUPP if the backend can't.
+ *                 return zeroes afterwards (block devices: only if the device
+ *                 zeroes discarded blocks; Linux can't tell us). -EOPNOTSUPP if
+ *                 the backend can't.
  *   WRITE_ZEROES  the range reads back as zeroes (FALLOC_FL_ZERO_RANGE, or
  *                 writes of a zero buffer when that is not supported).
  * An acknowledged write is never lost: with write_cache off, the SCSI layer sets
@@ -46,7 +48,11 @@ enum bdev_type { BDEV_TYPE_URING = 0, BDEV_TYPE_RAM, BDEV_TYPE_NVME };
 struct bdev_opts {
 	enum bdev_type type;
 	const char *path;         /* file or block device (uring/nvme); name for ram */
-	uint64_t size;            /* ram: required; file: 0 = file size (must be > 0) */
+	uint64_t size;            /* ram: required; file: 0 = file size (must be > 0),
+	                           * larger than the file grows it (sparse, not when
+	                           * readonly), smaller exports a prefix; block device:
+	                           * 0 = whole device, else a prefix. Rounded down to
+	                           * block_size. */
 	uint32_t block_size;      /* logical block size exported: 512..4096, power of 2 */
 	bool readonly;
 };
@@ -101,24 +107,41 @@ int bdev_open(const struct bdev_opts *opts, struct bdev **out);
 void bdev_close(struct bdev *b);
 
 /* Creates this reactor's qp (call on the reactor's thread). depth = max I/Os in
- * flight in the kernel at once (more wait in the qp's queue). */
+ * flight in the kernel at once (more wait in the qp's queue; clamped to 32768).
+ * r == NULL: no poller/eventfd, the caller drives bdev_qp_poll (tests). */
 struct bdev_qp *bdev_qp_create(struct reactor *r, unsigned depth);
-/* Waits for (reaps) everything in flight, then frees the qp. */
+/* On the qp's reactor thread, never from inside a bdev callback (use
+ * reactor_defer). Completes queued-but-unstarted I/O with -ECANCELED, waits for
+ * (reaps) everything in the kernel (its callbacks run with their result; a
+ * short transfer is not continued but gets -ECANCELED), then frees the qp.
+ * Callbacks run meanwhile cannot submit (bdev_submit returns -ECANCELED). */
 void bdev_qp_destroy(struct bdev_qp *qp);
-/* Queues io; returns 0, or -EINVAL for a malformed request (range outside the
- * device, misaligned, write to readonly) without queueing it. */
+/* Queues io; returns 0, or without queueing it:
+ *   -EINVAL      malformed: no cb, range outside the device (or len 0),
+ *                offset/len not multiples of block_size, READ/WRITE iovecs not
+ *                1..BDEV_IO_MAX_IOV or not summing to len, or (O_DIRECT bdevs)
+ *                segments not 512 B-aligned; FLUSH ignores offset/len;
+ *   -EROFS       WRITE, UNMAP or WRITE_ZEROES to a readonly bdev;
+ *   -EOPNOTSUPP  UNMAP on a bdev without can_unmap;
+ *   -ECANCELED   the qp is being destroyed. */
 int bdev_submit(struct bdev_qp *qp, struct bdev_io *io);
 /* Submits queued I/O and reaps completions; returns completions reaped. Called
  * by the qp's poller; exposed for tests. */
 int bdev_qp_poll(struct bdev_qp *qp);
+/* I/O submitted whose callback has not run yet (queued + in the backend). */
 unsigned bdev_qp_inflight(const struct bdev_qp *qp);
 
 /* GET LBA STATUS support (synchronous, cheap): from byte offset, how many bytes
  * are in the same state and whether that state is mapped (allocated) or not.
- * Backends that can't tell report mapped up to the end of the device. */
+ * Backends that can't tell report mapped up to the end of the device (block
+ * devices). Files: SEEK_DATA/SEEK_HOLE, a block partly allocated counts as
+ * mapped. ram: page residency (mincore), looking at most 1 GiB ahead per call.
+ * -EINVAL if offset >= size. Thread-safe (reads shared state only). */
 int bdev_lba_status(struct bdev *b, uint64_t offset, uint64_t *len, bool *mapped);
 
 struct bdev_qp_stats {
+	/* accepted by bdev_submit; callbacks run; of which status != 0; polls that
+	 * started I/O (one io_uring_submit each); longest the queue has been */
 	uint64_t submitted, completed, errors, batches, queued_peak;
 };
 void bdev_qp_get_stats(const struct bdev_qp *qp, struct bdev_qp_stats *out);

@@ -1,0 +1,678 @@
+/* bdev_uring.c — files and block devices through io_uring.
+ *
+ * One io_uring per qp (so per reactor), shared by every uring bdev the reactor
+ * drives. Each bdev's fd is installed in the ring's fixed-file table the first
+ * time the qp sees it. Slots are global: bdev_open takes a free slot number
+ * (the same on every ring), and a qp keeps, per slot, the id of the bdev it
+ * installed there, so a slot reused by a later bdev is simply re-installed
+ * (which also drops the ring's reference to the closed file). More open bdevs
+ * than slots, or a kernel without sparse tables, means plain fds: correct, a
+ * little slower.
+ *
+ * Opening: O_DIRECT unless the file system refuses it (EINVAL, e.g. ramfs) or
+ * needs an alignment larger than the exported block size; then buffered I/O,
+ * logged once at info. bdev->direct tells which.
+ *
+ * Operations:
+ *   READ/WRITE    readv/writev (RWF_DSYNC when fua). A short transfer goes back
+ *                 to the queue and the rest is submitted on the next poll; when it
+ *                 stopped inside an iovec, that iovec's rest goes alone first (no
+ *                 copy of the caller's array needed). 0 bytes moved = -EIO (EOF).
+ *   FLUSH         fsync(IORING_FSYNC_DATASYNC).
+ *   UNMAP         files: fallocate(PUNCH_HOLE|KEEP_SIZE). can_unmap is probed at
+ *                 open by punching a 4 KiB hole well beyond EOF (KEEP_SIZE: the
+ *                 file's size and data are untouched; only blocks preallocated past
+ *                 EOF could go, which hold no data); a file system that refuses
+ *                 later still yields -EOPNOTSUPP for that I/O.
+ *                 Block devices: ioctl(BLKDISCARD), synchronous on the reactor
+ *                 thread (rare; io_uring has no discard on the kernels we target).
+ *                 Whether discarded sectors read back as zeroes is up to the device.
+ *   WRITE_ZEROES  files: fallocate(ZERO_RANGE|KEEP_SIZE); where that is refused
+ *                 (-EOPNOTSUPP, e.g. tmpfs) the bdev remembers it and writes from a
+ *                 per-qp zero buffer instead, up to BDEV_IO_MAX_IOV chunks per SQE.
+ *                 Block devices: ioctl(BLKZEROOUT), synchronous like BLKDISCARD.
+ * Errors come back as io->status = -errno; -EAGAIN/-EINTR are retried.
+ *
+ * Ring flags: none that defer completions (COOP_TASKRUN, DEFER_TASKRUN): a
+ * sleeping reactor relies on the kernel posting CQEs, and so signalling the
+ * eventfd, on its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "bdev/bdev.h"
+#include "bdev_internal.h"
+#include "core/log.h"
+#include "core/reactor.h"
+
+#define URING_FIXED_SLOTS 256
+#define URING_ZERO_CHUNK  (64u * 1024)     /* zero buffer; x BDEV_IO_MAX_IOV per SQE */
+#define URING_REAP_BATCH  64
+
+struct uring_bdev {
+	int fd;
+	int slot;                 /* fixed-file slot, -1 = none */
+	uint64_t id;              /* unique over the process's life */
+	int no_zero_range;        /* set (atomically) once ZERO_RANGE was refused */
+};
+
+/* Wakes a sleeping reactor when CQEs arrive. Separate from the qp because the
+ * reactor may still hold a pointer to it until the turn after event_del. */
+struct uring_wake {
+	struct reactor_event ev;
+	struct bdev_qp *qp;       /* NULL once the qp is gone */
+};
+
+struct uring_qp {
+	struct io_uring ring;
+	unsigned inflight;        /* SQEs prepared, CQE not yet reaped */
+	bool fixed_ok;            /* sparse fixed-file table registered */
+	uint64_t slot_owner[URING_FIXED_SLOTS];   /* bdev id installed per slot */
+	struct uring_wake *wake;
+	int efd;
+	uint8_t *zero_buf;        /* URING_ZERO_CHUNK of zeroes, made on first need */
+	struct iovec zero_iov[BDEV_IO_MAX_IOV];
+};
+
+/* ---- global slot numbers (open/close only, never on the I/O path) ---- */
+
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool slot_used[URING_FIXED_SLOTS];
+static uint64_t next_bdev_id = 1;
+
+static void slot_take(struct uring_bdev *ub)
+{
+	pthread_mutex_lock(&slots_lock);
+	ub->id = next_bdev_id++;
+	ub->slot = -1;
+	for (int i = 0; i < URING_FIXED_SLOTS; i++) {
+		if (!slot_used[i]) {
+			slot_used[i] = true;
+			ub->slot = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slots_lock);
+}
+
+static void slot_release(struct uring_bdev *ub)
+{
+	if (ub->slot < 0)
+		return;
+	pthread_mutex_lock(&slots_lock);
+	slot_used[ub->slot] = false;
+	pthread_mutex_unlock(&slots_lock);
+}
+
+/* ---- open ---- */
+
+static int open_fd(const char *path, bool readonly, bool direct)
+{
+	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	int fd = open(path, flags);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Smallest file offset alignment O_DIRECT needs here, 0 if unknown. */
+static unsigned dio_offset_align(int fd)
+{
+	struct statx sx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
+	    !(sx.stx_mask & STATX_DIOALIGN))
+		return 0;
+	return sx.stx_dio_offset_align;
+}
+
+static bool sysfs_discard(dev_t rdev)
+{
+	/* A partition has no queue/ of its own: its disk's is one level up. */
+	static const char *const fmt[] = {
+		"/sys/dev/block/%u:%u/queue/discard_max_bytes",
+		"/sys/dev/block/%u:%u/../queue/discard_max_bytes",
+	};
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), fmt[i], major(rdev), minor(rdev));
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		unsigned long long v = 0;
+		int n = fscanf(f, "%llu", &v);
+		fclose(f);
+		return n == 1 && v > 0;
+	}
+	return false;
+}
+
+static int open_blockdev(struct bdev *b, const struct bdev_opts *opts, int fd,
+			 const struct stat *st)
+{
+	uint64_t dev_size = 0;
+	int lbs = 0;
+	if (ioctl(fd, BLKGETSIZE64, &dev_size) < 0 || ioctl(fd, BLKSSZGET, &lbs) < 0) {
+		int err = errno;
+		log_err("bdev %s: cannot query block device: %s", b->name, strerror(err));
+		return -err;
+	}
+	if ((uint32_t)lbs > b->block_size) {
+		log_err("bdev %s: block size %u is below the device's logical sector %d",
+			b->name, b->block_size, lbs);
+		return -EINVAL;
+	}
+	if (opts->size > dev_size) {
+		log_err("bdev %s: size %" PRIu64 " exceeds the device (%" PRIu64 ")",
+			b->name, opts->size, dev_size);
+		return -EINVAL;
+	}
+	b->size = opts->size ? opts->size : dev_size;
+	b->is_blockdev = true;
+	b->can_unmap = !b->readonly && sysfs_discard(st->st_rdev);
+	return 0;
+}
+
+/* See the top of the file: a hole punched past EOF touches no data. */
+static bool probe_punch_hole(int fd, uint64_t fsize)
+{
+	uint64_t at = (fsize + (1u << 20) - 1) / (1u << 20) * (1u << 20) + (1u << 20);
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)at, 4096) == 0;
+}
+
+/* *fd may be replaced by a buffered one (*direct cleared). */
+static int open_file(struct bdev *b, const struct bdev_opts *opts, int *fd, bool *direct,
+		     const struct stat *st)
+{
+	uint64_t fsize = (uint64_t)st->st_size;
+	b->size = opts->size ? opts->size : fsize;
+	if (b->size > fsize) {
+		/* A sized file LUN on a shorter (or new, empty) file: grow it,
+		 * sparse. Never shrink: the export may be smaller than the file. */
+		if (b->readonly) {
+			log_err("bdev %s: file is %" PRIu64 " bytes, %" PRIu64 " requested, read-only",
+				b->name, fsize, b->size);
+			return -EINVAL;
+		}
+		if (ftruncate(*fd, (off_t)b->size) < 0) {
+			int err = errno;
+			log_err("bdev %s: cannot grow file to %" PRIu64 ": %s", b->name,
+				b->size, strerror(err));
+			return -err;
+		}
+		log_info("bdev %s: file grown from %" PRIu64 " to %" PRIu64 " bytes",
+			 b->name, fsize, b->size);
+		fsize = b->size;
+	}
+	unsigned align = *direct ? dio_offset_align(*fd) : 0;
+	if (align > b->block_size) {
+		log_info("bdev %s: O_DIRECT needs %u-byte alignment, above block size %u: "
+			 "using buffered I/O", b->name, align, b->block_size);
+		int nfd = open_fd(opts->path, b->readonly, false);
+		if (nfd < 0) {
+			log_err("bdev %s: cannot reopen: %s", b->name, strerror(-nfd));
+			return nfd;
+		}
+		close(*fd);
+		*fd = nfd;
+		*direct = false;
+	}
+	b->can_unmap = !b->readonly && probe_punch_hole(*fd, fsize);
+	return 0;
+}
+
+static int uring_open(struct bdev *b, const struct bdev_opts *opts)
+{
+	bool direct = true;
+	int fd = open_fd(opts->path, b->readonly, true);
+	if (fd == -EINVAL) {
+		direct = false;
+		fd = open_fd(opts->path, b->readonly, false);
+		if (fd >= 0)
+			log_info("bdev %s: O_DIRECT refused by the file system, using buffered I/O",
+				 b->name);
+	}
+	if (fd < 0) {
+		log_err("bdev %s: cannot open: %s", b->name, strerror(-fd));
+		return fd;
+	}
+	struct stat st;
+	int rc;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		log_err("bdev %s: fstat: %s", b->name, strerror(-rc));
+	} else if (S_ISBLK(st.st_mode)) {
+		rc = open_blockdev(b, opts, fd, &st);
+	} else if (S_ISREG(st.st_mode)) {
+		rc = open_file(b, opts, &fd, &direct, &st);
+	} else {
+		log_err("bdev %s: not a regular file or block device", b->name);
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		uint64_t size = b->size - b->size % b->block_size;
+		if (size == 0) {
+			log_err("bdev %s: size %" PRIu64 " is smaller than one block", b->name, b->size);
+			rc = -EINVAL;
+		} else if (size != b->size) {
+			log_info("bdev %s: size %" PRIu64 " rounded down to %" PRIu64
+				 " (block size %u)", b->name, b->size, size, b->block_size);
+			b->size = size;
+		}
+	}
+	struct uring_bdev *ub = rc == 0 ? calloc(1, sizeof(*ub)) : NULL;
+	if (rc == 0 && !ub)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	ub->fd = fd;
+	slot_take(ub);
+	b->direct = direct;
+	b->priv = ub;
+	return 0;
+}
+
+static void uring_close(struct bdev *b)
+{
+	struct uring_bdev *ub = b->priv;
+	slot_release(ub);
+	close(ub->fd);
+	free(ub);
+}
+
+/* ---- per-qp ring ---- */
+
+static void wake_event(void *arg, uint32_t events)
+{
+	struct uring_wake *w = arg;
+	uint64_t v;
+	(void)events;
+	/* Reset the counter (one read does), or level-triggered epoll keeps
+	 * reporting it. */
+	if (read(w->ev.fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("bdev: eventfd read: %s", strerror(errno));
+	if (w->qp)
+		bdev_qp_poll(w->qp);
+}
+
+static int wake_setup(struct bdev_qp *qp, struct uring_qp *uq)
+{
+	uq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (uq->efd < 0)
+		return -errno;
+	int rc = io_uring_register_eventfd(&uq->ring, uq->efd);
+	if (rc < 0)
+		return rc;
+	uq->wake = calloc(1, sizeof(*uq->wake));
+	if (!uq->wake)
+		return -ENOMEM;
+	uq->wake->qp = qp;
+	uq->wake->ev.fd = uq->efd;
+	uq->wake->ev.fn = wake_event;
+	uq->wake->ev.arg = uq->wake;
+	rc = reactor_event_add(qp->reactor, &uq->wake->ev, EPOLLIN);
+	if (rc < 0) {
+		free(uq->wake);
+		uq->wake = NULL;
+	}
+	return rc;
+}
+
+static void free_wake(void *a, void *b)
+{
+	(void)b;
+	free(a);
+}
+
+static void ring_free(struct bdev_qp *qp, struct uring_qp *uq)
+{
+	if (uq->wake) {
+		reactor_event_del(qp->reactor, &uq->wake->ev);
+		uq->wake->qp = NULL;
+		/* reactor.h: the event must outlive the current turn. */
+		if (reactor_defer(free_wake, uq->wake, NULL) < 0)
+			free(uq->wake);
+	}
+	if (uq->efd >= 0)
+		close(uq->efd);
+	io_uring_queue_exit(&uq->ring);
+	free(uq->zero_buf);
+	free(uq);
+}
+
+static int uring_qp_init(struct bdev_qp *qp, void **state)
+{
+	struct uring_qp *uq = calloc(1, sizeof(*uq));
+	if (!uq)
+		return -ENOMEM;
+	uq->efd = -1;
+	/* SUBMIT_ALL: one bad SQE must not stop the rest of the batch. */
+	int rc = io_uring_queue_init(qp->depth, &uq->ring, IORING_SETUP_SUBMIT_ALL);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(qp->depth, &uq->ring, 0);
+	if (rc < 0) {
+		free(uq);
+		return rc;
+	}
+	uq->fixed_ok = io_uring_register_files_sparse(&uq->ring, URING_FIXED_SLOTS) == 0;
+	if (qp->reactor) {
+		rc = wake_setup(qp, uq);
+		if (rc < 0) {
+			ring_free(qp, uq);
+			return rc;
+		}
+	}
+	*state = uq;
+	return 0;
+}
+
+/* Fixed slot for b on this ring, installing it on first use; -1: use the fd. */
+static int fixed_slot(struct uring_qp *uq, const struct uring_bdev *ub)
+{
+	if (!uq->fixed_ok || ub->slot < 0)
+		return -1;
+	if (uq->slot_owner[ub->slot] == ub->id)
+		return ub->slot;
+	int fd = ub->fd;
+	int rc = io_uring_register_files_update(&uq->ring, (unsigned)ub->slot, &fd, 1);
+	if (rc != 1) {
+		log_warn("bdev: fixed-file update failed (%s), using plain fds on this ring",
+			 strerror(rc < 0 ? -rc : EIO));
+		uq->fixed_ok = false;
+		return -1;
+	}
+	uq->slot_owner[ub->slot] = ub->id;
+	return ub->slot;
+}
+
+static int zero_buf(struct uring_qp *uq)
+{
+	if (uq->zero_buf)
+		return 0;
+	void *p;
+	if (posix_memalign(&p, 4096, URING_ZERO_CHUNK))
+		return -ENOMEM;
+	memset(p, 0, URING_ZERO_CHUNK);
+	uq->zero_buf = p;
+	/* Shared by every zeroing SQE at once: it is only ever read. */
+	for (int i = 0; i < BDEV_IO_MAX_IOV; i++) {
+		uq->zero_iov[i].iov_base = p;
+		uq->zero_iov[i].iov_len = URING_ZERO_CHUNK;
+	}
+	return 0;
+}
+
+static int blk_range_ioctl(int fd, unsigned long req, uint64_t off, uint64_t len)
+{
+	uint64_t range[2] = { off, len };
+	return ioctl(fd, req, range) < 0 ? -errno : 0;
+}
+
+/* Prepares the rest of a read or write (or zeroing write) of io. */
+static void prep_rw(struct uring_qp *uq, struct io_uring_sqe *sqe, int fd, struct bdev_io *io)
+{
+	uint64_t off = io->offset + io->done_bytes;
+	uint64_t rest = io->len - io->done_bytes;
+	bool rd = io->type == BDEV_IO_READ;
+
+	if (io->flags & BDEV_IO_F_ZERO_BY_WRITE) {
+		if (rest >= URING_ZERO_CHUNK) {
+			uint64_t n = rest / URING_ZERO_CHUNK;
+			io_uring_prep_writev(sqe, fd, uq->zero_iov,
+					     n > BDEV_IO_MAX_IOV ? BDEV_IO_MAX_IOV : (unsigned)n, off);
+		} else {
+			io_uring_prep_write(sqe, fd, uq->zero_buf, (unsigned)rest, off);
+		}
+		return;
+	}
+	if (io->iov_off) {
+		/* Resuming inside an iovec: finish that one alone first. */
+		const struct iovec *v = &io->iov[io->iov_idx];
+		void *p = (uint8_t *)v->iov_base + io->iov_off;
+		unsigned n = (unsigned)(v->iov_len - io->iov_off);
+		if (rd)
+			io_uring_prep_read(sqe, fd, p, n, off);
+		else
+			io_uring_prep_write(sqe, fd, p, n, off);
+	} else {
+		const struct iovec *v = io->iov + io->iov_idx;
+		unsigned n = (unsigned)(io->iovcnt - io->iov_idx);
+		if (rd)
+			io_uring_prep_readv(sqe, fd, v, n, off);
+		else
+			io_uring_prep_writev(sqe, fd, v, n, off);
+	}
+	if (!rd && io->fua)
+		sqe->rw_flags = RWF_DSYNC;
+}
+
+static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
+{
+	struct uring_qp *uq = state;
+	struct bdev *b = io->bdev;
+	struct uring_bdev *ub = b->priv;
+
+	if (b->is_blockdev && (io->type == BDEV_IO_UNMAP || io->type == BDEV_IO_WRITE_ZEROES)) {
+		int rc = blk_range_ioctl(ub->fd, io->type == BDEV_IO_UNMAP ? BLKDISCARD : BLKZEROOUT,
+					 io->offset, io->len);
+		bdev_io_done_later(qp, io, rc);
+		return 0;
+	}
+	if (io->type == BDEV_IO_WRITE_ZEROES && !(io->flags & BDEV_IO_F_ZERO_BY_WRITE) &&
+	    __atomic_load_n(&ub->no_zero_range, __ATOMIC_RELAXED))
+		io->flags |= BDEV_IO_F_ZERO_BY_WRITE;
+	if ((io->flags & BDEV_IO_F_ZERO_BY_WRITE) && zero_buf(uq) < 0) {
+		bdev_io_done_later(qp, io, -ENOMEM);
+		return 0;
+	}
+
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->ring);
+	if (!sqe)
+		return -EBUSY;
+	int slot = fixed_slot(uq, ub);
+	int fd = slot >= 0 ? slot : ub->fd;
+
+	switch (io->type) {
+	case BDEV_IO_READ:
+	case BDEV_IO_WRITE:
+		prep_rw(uq, sqe, fd, io);
+		break;
+	case BDEV_IO_FLUSH:
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		break;
+	case BDEV_IO_UNMAP:
+		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)io->offset, (off_t)io->len);
+		break;
+	case BDEV_IO_WRITE_ZEROES:
+		if (io->flags & BDEV_IO_F_ZERO_BY_WRITE)
+			prep_rw(uq, sqe, fd, io);
+		else
+			io_uring_prep_fallocate(sqe, fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+						(off_t)io->offset, (off_t)io->len);
+		break;
+	}
+	if (slot >= 0)
+		sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, io);
+	uq->inflight++;
+	return 0;
+}
+
+static void uring_commit(struct bdev_qp *qp, void *state)
+{
+	struct uring_qp *uq = state;
+	(void)qp;
+	if (!io_uring_sq_ready(&uq->ring))
+		return;
+	/* On failure the SQEs stay in the ring and go with the next commit (or
+	 * the next poll's, see uring_reap). */
+	int rc = io_uring_submit(&uq->ring);
+	if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR)
+		log_warn("bdev: io_uring_submit: %s", strerror(-rc));
+}
+
+/* One CQE for io with result res. */
+static void complete_one(struct bdev_qp *qp, struct bdev_io *io, int res)
+{
+	struct uring_bdev *ub = io->bdev->priv;
+	bool transfer = io->type == BDEV_IO_READ || io->type == BDEV_IO_WRITE ||
+			(io->flags & BDEV_IO_F_ZERO_BY_WRITE);
+
+	if (res == -EAGAIN || res == -EINTR) {
+		bdev_io_retry(qp, io);
+		return;
+	}
+	if (res == -EOPNOTSUPP && io->type == BDEV_IO_WRITE_ZEROES &&
+	    !(io->flags & BDEV_IO_F_ZERO_BY_WRITE)) {
+		__atomic_store_n(&ub->no_zero_range, 1, __ATOMIC_RELAXED);
+		io->flags |= BDEV_IO_F_ZERO_BY_WRITE;
+		bdev_io_retry(qp, io);
+		return;
+	}
+	if (res < 0) {
+		bdev_io_done(qp, io, res);
+		return;
+	}
+	if (!transfer) {
+		bdev_io_done(qp, io, 0);
+		return;
+	}
+	if (res == 0) {             /* EOF (or a device that moves nothing) */
+		bdev_io_done(qp, io, -EIO);
+		return;
+	}
+	bdev_io_advance(io, (uint64_t)res);
+	if (io->done_bytes < io->len)
+		bdev_io_retry(qp, io);
+	else
+		bdev_io_done(qp, io, 0);
+}
+
+static int uring_reap(struct bdev_qp *qp, void *state)
+{
+	struct uring_qp *uq = state;
+	struct io_uring_cqe *cqes[URING_REAP_BATCH];
+	struct { struct bdev_io *io; int res; } got[URING_REAP_BATCH];
+	int total = 0;
+
+	/* SQEs left by a failed submit: try again now. */
+	if (io_uring_sq_ready(&uq->ring))
+		uring_commit(qp, uq);
+	for (;;) {
+		unsigned n = io_uring_peek_batch_cqe(&uq->ring, cqes, URING_REAP_BATCH);
+		if (n == 0)
+			break;
+		/* Copy out and release the CQEs before any callback runs. */
+		for (unsigned i = 0; i < n; i++) {
+			got[i].io = io_uring_cqe_get_data(cqes[i]);
+			got[i].res = cqes[i]->res;
+		}
+		io_uring_cq_advance(&uq->ring, n);
+		uq->inflight -= n;
+		for (unsigned i = 0; i < n; i++)
+			complete_one(qp, got[i].io, got[i].res);
+		total += (int)n;
+		if (n < URING_REAP_BATCH)
+			break;
+	}
+	return total;
+}
+
+static void uring_qp_fini(struct bdev_qp *qp, void *state)
+{
+	struct uring_qp *uq = state;
+	while (uq->inflight) {
+		if (io_uring_sq_ready(&uq->ring)) {
+			int rc = io_uring_submit(&uq->ring);
+			if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR) {
+				/* A broken ring: these never reached the kernel and never
+				 * will, so their callbacks cannot run. Say so and stop. */
+				log_err("bdev: %u I/O could not be submitted at qp teardown: %s",
+					uq->inflight, strerror(-rc));
+				break;
+			}
+		}
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_wait_cqe(&uq->ring, &cqe);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+			log_err("bdev: waiting for I/O at qp teardown: %s", strerror(-rc));
+			break;
+		}
+		uring_reap(qp, uq);
+	}
+	ring_free(qp, uq);
+}
+
+/* ---- provisioning status ---- */
+
+static int uring_lba_status(struct bdev *b, uint64_t offset, uint64_t *len, bool *mapped)
+{
+	struct uring_bdev *ub = b->priv;
+	uint64_t end = b->size;
+
+	if (b->is_blockdev) {
+		*len = end - offset;
+		*mapped = true;
+		return 0;
+	}
+	off_t data = lseek(ub->fd, (off_t)offset, SEEK_DATA);
+	if (data < 0 && errno != ENXIO)
+		return -errno;
+	uint64_t run_end;
+	bool is_data;
+	if (data < 0 || (uint64_t)data >= end) {
+		run_end = end;                       /* no data up to the end */
+		is_data = false;
+	} else if ((uint64_t)data > offset) {
+		run_end = (uint64_t)data;            /* hole, then data */
+		is_data = false;
+	} else {
+		off_t hole = lseek(ub->fd, (off_t)offset, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		run_end = (uint64_t)hole < end ? (uint64_t)hole : end;
+		is_data = true;
+	}
+	/* Report whole blocks: a block partly allocated counts as mapped. */
+	uint64_t bs = b->block_size;
+	if (is_data) {
+		run_end = (run_end + bs - 1) / bs * bs;
+	} else {
+		run_end = run_end / bs * bs;
+		if (run_end <= offset) {
+			is_data = true;
+			run_end = (offset / bs + 1) * bs;
+		}
+	}
+	if (run_end > end)
+		run_end = end;
+	*len = run_end - offset;
+	*mapped = is_data;
+	return 0;
+}
+
+const struct bdev_backend bdev_uring_backend = {
+	.name = "uring",
+	.open = uring_open,
+	.close = uring_close,
+	.qp_init = uring_qp_init,
+	.qp_fini = uring_qp_fini,
+	.start = uring_start,
+	.commit = uring_commit,
+	.reap = uring_reap,
+	.lba_status = uring_lba_status,
+};

@@ -172,14 +172,47 @@ struct iscsi_pdu {
  * violation would be dangerous, AHS length and data length within limits
  * (max_data: our MaxRecvDataSegmentLength, or 8192 during login). Returns 0, or
  * a Reject reason code (>0), or -EPROTO when the connection must be dropped
- * (framing can no longer be trusted). */
+ * (framing can no longer be trusted).
+ *
+ * What is checked (header bytes only; AHS contents and session state such as
+ * CmdSN, ImmediateData or FirstBurstLength are the caller's):
+ *   - DataSegmentLength > max_data                          -> -EPROTO
+ *   - target opcode (0x20..) from an initiator              -> PROTOCOL_ERROR
+ *   - reserved or vendor-specific initiator opcode           -> CMD_NOT_SUPPORTED
+ *   - TotalAHSLength != 0 on anything but SCSI Command       -> INVALID_PDU_FIELD
+ *   - a data segment on TMF request, Logout request, SNACK   -> INVALID_PDU_FIELD
+ *   - ITT 0xffffffff on anything but NOP-Out and SNACK       -> INVALID_PDU_FIELD
+ *   - SCSI Command: data or F=0 without W; data > EDTL       -> INVALID_PDU_FIELD
+ *   - Login: T and C both set, CSG 2 or 3, T with NSG 2      -> INVALID_PDU_FIELD
+ *   - Text: F and C both set                                 -> INVALID_PDU_FIELD
+ *   - Logout reason code > 2, SNACK type > 3                 -> INVALID_PDU_FIELD
+ * A positive result still leaves the framing intact: the caller reads and drops
+ * AHS + data (+ digests) and answers with a Reject PDU — except for a Login
+ * request, where a protocol error is answered with a Login Response carrying
+ * status 0x0200 (initiator error) and the connection is closed. */
 int iscsi_pdu_check_header(const uint8_t *bhs, uint32_t max_data);
 
 /* CRC32C (Castagnoli), with SSE4.2 when the CPU has it. crc32c(0, ...) starts a
- * digest; chain by passing the previous value. iSCSI digests are the final
- * value stored little-endian on the wire (RFC 7143 §11.1 / RFC 3385 test vectors). */
+ * digest; chain by passing the previous value.
+ *
+ * Wire format (checked against RFC 3720 Appendix B.4, whose vectors list the
+ * digest bytes in transmission order, e.g. 32 zero bytes -> "aa 36 91 8a" =
+ * 0x8a9136aa, and against libiscsi, which stores crc & 0xff first): the digest
+ * is the final (complemented) CRC stored LITTLE-endian in the 4 bytes after what
+ * it covers. HeaderDigest covers BHS + AHS only; the
+ * DataDigest covers the data segment INCLUDING its 0..3 pad bytes. Use
+ * iscsi_put_digest()/iscsi_get_digest() so nobody hand-rolls the byte order. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 uint32_t crc32c_iov(const struct iovec *iov, int cnt);
 bool crc32c_hw(void);
+/* Added: the table-driven path regardless of CPU (tests compare it with the
+ * SSE4.2 path; same chaining convention as crc32c()). */
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+/* Added: digest byte order on the wire (little-endian, see above). */
+static inline void iscsi_put_digest(uint8_t *p, uint32_t crc)
+{ p[0] = (uint8_t)crc; p[1] = (uint8_t)(crc >> 8); p[2] = (uint8_t)(crc >> 16); p[3] = (uint8_t)(crc >> 24); }
+static inline uint32_t iscsi_get_digest(const uint8_t *p)
+{ return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 #endif

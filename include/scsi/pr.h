@@ -24,9 +24,29 @@ struct scsi_nexus;
 struct scsi_pr;
 
 /* Establishes a unit attention for every attached nexus whose initiator port
- * name is `initiator_port` (ASC/ASCQ given), e.g. RESERVATIONS PREEMPTED. */
+ * name is `initiator_port` (ASC/ASCQ given), e.g. RESERVATIONS PREEMPTED.
+ * initiator_port is canonical ("name,i,0x<12 lowercase hex>") or a bare iSCSI
+ * name (a registration made from a format 00b TransportID: every port of that
+ * initiator); compare with pr_initiator_port_match(). rel_port_id 0 means
+ * every target port (an ALL_TG_PT registration). Called without the pr lock
+ * held, before the PERSISTENT RESERVE OUT that caused it completes. */
 typedef void (*pr_ua_fn)(void *ctx, const char *initiator_port, uint16_t rel_port_id,
 			 uint8_t asc, uint8_t ascq);
+
+/* PREEMPT AND ABORT: called once per preempted I_T nexus (same naming as
+ * pr_ua_fn); the callee aborts every task of this LU from the matching
+ * nexuses except `by`, the PERSISTENT RESERVE OUT itself (SPC-4 5.13.11.2.6;
+ * TAS/UA handling is the caller's). Called without the pr lock held, before
+ * pr_out returns. Optional: without it preempted tasks simply run on. */
+typedef void (*pr_abort_fn)(void *ctx, const struct scsi_task *by,
+			    const char *initiator_port, uint16_t rel_port_id);
+void pr_set_abort_fn(struct scsi_pr *pr, pr_abort_fn fn, void *ctx);
+
+/* True if the nexus initiator port `port` ("iqn...,i,0x<isid>") is designated
+ * by `registered` (as passed to pr_ua_fn / pr_abort_fn): same iSCSI name
+ * (case-insensitive) and the same ISID (as a number), or registered has no
+ * ISID part. */
+bool pr_initiator_port_match(const char *registered, const char *port);
 
 /* state_file may be NULL. Loads it if it exists; a corrupt file is -EINVAL
  * (the LU refuses to start rather than lose reservations silently). */

@@ -1,0 +1,314 @@
+/* internal.h — the engine's private structures (src/iscsi only, and its tests).
+ *
+ * Ownership in one picture:
+ *   iscsi_reactor (one per reactor)   pool, slab caches, bdev qp, its connections
+ *     iscsi_conn                      transport handle, login state, StatSN,
+ *       iscsi_session (embedded)      ISID/TSIH, I_T nexus, CmdSN window
+ *       iscsi_task ...                one per command, hashed by ITT
+ *   registry (process wide, mutex)    targets, session table
+ *
+ * A connection is freed only when it is dead, no task is left (every task's
+ * bdev I/O has completed and every PDU pointing into its buffer was written or
+ * dropped) and no engine frame is using it (refs).
+ */
+#ifndef LICH_ISCSI_INTERNAL_H
+#define LICH_ISCSI_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "iscsi/iscsi.h"
+#include "iscsi/params.h"
+#include "iscsi/pdu.h"
+#include "net/transport.h"
+#include "scsi/scsi.h"
+
+#define ITT_RESERVED      0xffffffffu
+#define TTT_NONE          0xffffffffu
+#define TASK_HASH_SIZE    256
+#define TASK_MAX_R2T      8       /* ceiling of MaxOutstandingR2T we accept */
+#define LOGIN_TEXT_MAX    (32u << 10)   /* text of one login phase (C bit) */
+#define LOGIN_PDU_MAX     8192          /* data segment per login PDU */
+#define TEXT_REQ_MAX      (32u << 10)   /* text request with C bit */
+#define TEXT_RSP_MAX      (256u << 10)  /* SendTargets answer */
+#define TMF_RECEIVED_MAX   8      /* CmdSNs an ABORT TASK declared received */
+
+struct iscsi_reactor {
+	struct reactor *r;            /* NULL-free: tests use reactors_init */
+	unsigned id;
+	struct mem_pool *pool;
+	struct slab_cache *pdu_cache;
+	struct slab_cache *task_cache;
+	struct bdev_qp *qp;
+	struct iscsi_conn *conns;     /* doubly linked */
+	unsigned nconns;
+	struct timer *tick;
+	bool stopping;
+	bool stopped;                 /* caches and qp gone */
+};
+
+struct iscsi_tgt {
+	struct iscsi_tgt *next;
+	char name[ISCSI_NAME_MAX + 1];
+	struct scsi_target *st;
+	const struct conf_target *conf;   /* under the registry lock */
+	unsigned refs;                    /* registry + sessions */
+	bool removed;
+	void (*release)(void *arg);
+	void *release_arg;
+};
+
+enum conn_state {
+	CONN_LOGIN = 0,
+	CONN_LOGIN_WAIT,     /* final login response waits for a reinstatement */
+	CONN_FULL,
+	CONN_LOGOUT,         /* logout accepted: waiting for earlier tasks */
+	CONN_CLOSING,        /* last PDU queued; close when written */
+	CONN_DEAD,
+};
+
+struct iscsi_session {
+	/* registry table (under the lock) */
+	struct iscsi_session *g_next, *g_prev;
+	bool in_table;
+	bool dying;
+	bool has_waiter;
+	unsigned waiter_rid;
+	uint64_t waiter_conn;
+	/* immutable once in the table */
+	uint64_t id;                  /* == its connection's id */
+	unsigned rid;
+	uint8_t isid[6];
+	uint16_t tsih;
+	enum iscsi_session_type type;
+	char initiator_name[ISCSI_NAME_MAX + 1];
+	struct iscsi_tgt *tgt;        /* normal sessions; holds a ref */
+	/* reactor local */
+	struct scsi_nexus nexus;
+	bool nexus_attached;
+	uint32_t exp_cmd_sn;
+	uint32_t max_cmd_sn;
+	struct iscsi_task *held;      /* commands waiting for a CmdSN gap, sorted */
+	unsigned nheld;
+	uint32_t tmf_received[TMF_RECEIVED_MAX];  /* CmdSNs an ABORT TASK consumed */
+	unsigned ntmf_received;
+};
+
+struct iscsi_conn {
+	struct iscsi_conn *next, *prev;   /* reactor list */
+	struct iscsi_reactor *ir;
+	struct xport_conn *xc;
+	uint64_t id;
+	enum conn_state state;
+	unsigned refs;                    /* engine frames using the conn */
+	unsigned ntasks;
+	bool freed;                       /* (debug) */
+
+	uint16_t cid;
+	uint32_t stat_sn;                 /* next StatSN to assign */
+	uint32_t exp_stat_sn;
+	struct iscsi_params params;
+
+	/* login */
+	int login_stage;                  /* current stage (CSG expected next) */
+	bool login_started;
+	bool login_checked;               /* session checks done (first request) */
+	uint32_t login_itt;
+	uint32_t login_cmd_sn;
+	uint8_t login_isid[6];
+	uint16_t login_tsih;
+	char *login_text;                 /* accumulated with the C bit */
+	uint32_t login_text_len;
+	uint64_t login_start_us;
+	struct iscsi_tgt *login_tgt;      /* ref held until the session takes it */
+	struct iscsi_pdu *login_final;    /* final response parked during reinstatement */
+
+	struct iscsi_session sess;        /* valid once in full feature phase */
+
+	/* tasks */
+	struct iscsi_task *tasks;         /* all live tasks, doubly linked */
+	struct iscsi_task *hash[TASK_HASH_SIZE];
+	uint32_t next_ttt;
+
+	/* text requests / responses (full feature and discovery) */
+	char *text_req;
+	uint32_t text_req_len;
+	uint32_t text_req_itt;
+	struct iscsi_textbuf text_rsp;
+	bool text_rsp_active;
+	uint32_t text_rsp_off;
+	uint32_t text_rsp_ttt;
+	uint32_t text_rsp_itt;
+
+	/* logout */
+	bool logout_pending;
+	uint32_t logout_itt;
+	uint8_t logout_response;
+
+	/* NOP */
+	uint64_t last_rx_us;
+	bool ping_out;
+	uint32_t ping_ttt;
+	uint64_t ping_sent_us;
+
+	char peer[XPORT_ADDR_MAX + 8];    /* "addr:port" / "[v6]:port", for logs */
+};
+
+enum task_kind { TASK_SCSI = 0, TASK_PDU, TASK_TMF };
+
+struct iscsi_r2t {
+	uint32_t ttt;
+	uint32_t off;
+	uint32_t len;
+	uint32_t got;
+	uint32_t datasn;
+	bool active;
+};
+
+struct iscsi_task {
+	struct scsi_task st;              /* first: scsi done() gets &st */
+	struct iscsi_conn *conn;
+	struct iscsi_task *next, *prev;   /* conn->tasks */
+	struct iscsi_task *hnext;         /* conn->hash */
+	struct iscsi_task *held_next;     /* sess.held */
+	struct iscsi_pdu *pdu;            /* TASK_PDU: the held command */
+	enum task_kind kind;
+	uint32_t itt;
+	uint32_t cmd_sn;
+	uint32_t edtl;
+	uint32_t lun_raw_hi, lun_raw_lo;  /* the LUN field as received */
+
+	bool hashed;
+	bool held;
+	bool ordered;                     /* its CmdSN turn came (or immediate) */
+	bool prepared;                    /* scsi_task_prepare returned EXEC */
+	bool early_status;                /* prepare finished it (or an error) */
+	bool exec_called;
+	bool scsi_done;                   /* done() ran */
+	bool rsp_queued;                  /* the final PDU went to the transport */
+	bool aborted;
+	bool data_failed;                 /* bad Data-Out: failed, rest discarded */
+	unsigned tx_refs;                 /* queued PDUs pointing into the buffer */
+
+	/* data out */
+	bool wants_data;                  /* W bit with EDTL > 0 */
+	uint32_t xfer_len;                /* bytes kept: min(EDTL, data_out_len) */
+	uint32_t data_got;                /* bytes received (in order) */
+	uint32_t unsol_limit;             /* end offset of unsolicited data */
+	bool unsol_pending;               /* waiting for the unsolicited F bit */
+	uint32_t unsol_datasn;
+	uint32_t r2t_next_off;            /* next offset to solicit */
+	uint32_t r2t_sn;
+	unsigned r2t_out;
+	struct iscsi_r2t r2ts[TASK_MAX_R2T];
+
+	/* data in */
+	uint32_t datasn;                  /* next DataSN (Data-In), = ExpDataSN */
+
+	/* task management */
+	struct iscsi_task *tmf;           /* aborted task: the TMF waiting for it */
+	unsigned tmf_wait;                /* TMF: aborted tasks not yet finished */
+	uint8_t tmf_response;
+	uint8_t tmf_function;
+	bool tmf_drop_after;              /* TARGET COLD RESET */
+};
+
+/* ---- process-wide state (target.c) ---- */
+extern struct iscsi_opts iscsi_opts_cur;
+struct iscsi_reactor *iscsi_reactor_of(unsigned id);
+/* Runs fn(a, b) on reactor rid: reactor_send from a reactor thread, a direct
+ * call from a thread that is not a reactor (unit tests, single threaded). */
+void iscsi_post(unsigned rid, void (*fn)(void *a, void *b), void *a, void *b);
+uint64_t iscsi_next_id(void);
+void iscsi_reactor_register(struct iscsi_reactor *ir);
+/* Frees a reactor's caches and qp (its connections must be gone). */
+void iscsi_reactor_teardown(struct iscsi_reactor *ir);
+/* Message: drop the session whose id is (uintptr_t)a; b is a reason string. */
+void iscsi_session_kill_msg(void *a, void *b);
+unsigned iscsi_nop_interval(void);
+unsigned iscsi_nop_timeout(void);
+
+/* Registry: the calls below take the lock themselves. */
+struct iscsi_tgt *reg_target_get(const char *name);      /* +ref, NULL if none */
+void reg_target_put(struct iscsi_tgt *t);
+bool reg_target_allows(struct iscsi_tgt *t, const char *iname, const char *addr);
+bool reg_target_needs_auth(struct iscsi_tgt *t);
+bool reg_discovery_needs_auth(void);
+/* SendTargets: "All" (discovery), a name, or "" (the session's target). */
+int reg_sendtargets(struct iscsi_conn *c, const char *which, struct iscsi_textbuf *tb);
+/* Session table. enter: 0 = entered, no old session; 1 = entered, an old
+ * session with the same (initiator, ISID, target) is being closed and this
+ * connection will get iscsi_login_resume() when it is gone; or a login status
+ * (>1) to fail with. */
+int reg_session_enter(struct iscsi_conn *c);
+/* TSIH != 0 login: true if that session exists for this initiator/ISID. */
+bool reg_session_exists(const char *iname, const uint8_t isid[6], uint16_t tsih);
+void reg_session_leave(struct iscsi_session *s);
+/* Drops every session of t (after t was removed). */
+void reg_kill_target_sessions(struct iscsi_tgt *t);
+
+/* ---- conn.c ---- */
+void conn_get(struct iscsi_conn *c);
+void conn_put(struct iscsi_conn *c);
+void conn_drop(struct iscsi_conn *c, const char *why);
+/* A task of c was freed (may free a dead connection). */
+void conn_task_gone(struct iscsi_conn *c);
+/* The connection with this id on the calling reactor, or NULL. */
+struct iscsi_conn *conn_find_here(uint64_t id);
+struct iscsi_pdu *conn_pdu_new(struct iscsi_conn *c, uint8_t opcode);
+/* Allocates a data segment of len bytes (owned by the pdu). -ENOMEM. */
+int conn_pdu_data(struct iscsi_conn *c, struct iscsi_pdu *p, uint32_t len);
+/* Fills StatSN (advancing it when adv), ExpCmdSN and MaxCmdSN, then queues. */
+void conn_send(struct iscsi_conn *c, struct iscsi_pdu *p, bool adv_statsn);
+void conn_send_reject(struct iscsi_conn *c, const uint8_t *bhs, uint8_t reason);
+/* Queues p and closes the connection once it is written. */
+void conn_send_and_close(struct iscsi_conn *c, struct iscsi_pdu *p, bool adv);
+struct iscsi_conn *conn_find(struct iscsi_reactor *ir, uint64_t id);
+void conn_tick(struct iscsi_conn *c, uint64_t now_us);
+void conn_logout_check(struct iscsi_conn *c);
+const char *conn_target_name(const struct iscsi_conn *c);
+
+/* ---- login.c ---- */
+void login_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status);
+void iscsi_login_resume(void *conn_id, void *rid);   /* message handler */
+
+/* ---- task.c, cmdsn.c ---- */
+struct iscsi_task *task_alloc(struct iscsi_conn *c, enum task_kind kind);
+void task_free(struct iscsi_task *t);
+struct iscsi_task *task_find(struct iscsi_conn *c, uint32_t itt);
+void task_hash_add(struct iscsi_task *t);
+void task_maybe_release(struct iscsi_task *t);
+void task_abort(struct iscsi_task *t, struct iscsi_task *tmf);
+void task_tx_done(struct iscsi_task *t);
+void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status);
+/* CmdSN: 0 = run now (and ExpCmdSN advanced if not immediate), 1 = out of
+ * window (dropped silently), 2 = held (gap before it). */
+int cmdsn_check(struct iscsi_conn *c, const uint8_t *bhs);
+void cmdsn_advance(struct iscsi_conn *c);
+int held_insert(struct iscsi_conn *c, struct iscsi_task *t);
+void held_clear(struct iscsi_conn *c);
+void held_drain(struct iscsi_conn *c);
+void conn_dispatch_cmd(struct iscsi_conn *c, struct iscsi_pdu *p);
+void task_scsi_resume(struct iscsi_task *t);
+/* Sends Data-In and status (or the early status) and lets the task go. */
+void task_complete(struct iscsi_task *t);
+void task_put_lun(struct iscsi_pdu *p, const struct iscsi_task *t);
+
+/* ---- dataout.c ---- */
+/* Received data into the task buffer at off (what lies past the command's
+ * length is discarded). */
+void take_data(struct iscsi_task *t, uint32_t off, const uint8_t *src, uint32_t len);
+void r2t_fill(struct iscsi_task *t);
+/* Write side of a new command from its PDU: 0 or a Reject reason. */
+int setup_write(struct iscsi_task *t, const struct iscsi_pdu *p);
+
+/* ---- tmf.c, text.c ---- */
+void tmf_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+void tmf_task_finished(struct iscsi_task *tmf);
+void nop_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+void text_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+void logout_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+void conn_send_ping(struct iscsi_conn *c);
+
+#endif

@@ -1,0 +1,423 @@
+/* login.c — the login phase (RFC 7143 §6, §11.12, §11.13).
+ *
+ * One Login Request at a time: the initiator waits for each response. Text
+ * split over several PDUs (C bit) is collected first, then negotiated at once.
+ * Stages go security (0) → operational (1) → full feature (3), forward only,
+ * the T bit asking to move to NSG; the target agrees by echoing T with NSG.
+ *
+ * The first complete request decides the session: InitiatorName required,
+ * SessionType (default Normal), TargetName for normal sessions (exists, ACL
+ * allows this initiator name and address, needs no authentication — CHAP is
+ * not implemented, so a target with accounts refuses rather than pretends).
+ * TSIH != 0 would add a connection to a session: lich has MaxConnections=1.
+ *
+ * The transition to full feature phase enters the session table; a session
+ * with the same (InitiatorName, ISID, target) is reinstated — closed, tasks
+ * aborted, on whatever reactor it lives — before the final Login Response
+ * goes out (the response is parked until then).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "internal.h"
+
+#define LOGIN_KV_MAX 256
+
+static const char *status_text(uint16_t st)
+{
+	switch (st) {
+	case ISCSI_LOGIN_STATUS_INIT_ERR: return "initiator error";
+	case ISCSI_LOGIN_STATUS_AUTH_FAILED: return "authentication failed";
+	case ISCSI_LOGIN_STATUS_TGT_FORBIDDEN: return "access to the target forbidden";
+	case ISCSI_LOGIN_STATUS_TGT_NOT_FOUND: return "target not found";
+	case ISCSI_LOGIN_STATUS_TGT_REMOVED: return "target removed";
+	case ISCSI_LOGIN_STATUS_NO_VERSION: return "unsupported version";
+	case ISCSI_LOGIN_STATUS_TOO_MANY_CONN: return "too many connections";
+	case ISCSI_LOGIN_STATUS_MISSING_PARAM: return "missing parameter";
+	case ISCSI_LOGIN_STATUS_CONN_ADD_FAIL: return "cannot add connection";
+	case ISCSI_LOGIN_STATUS_SESSION_TYPE: return "unsupported session type";
+	case ISCSI_LOGIN_STATUS_NO_SESSION: return "session does not exist";
+	case ISCSI_LOGIN_STATUS_INVALID_REQ: return "invalid request during login";
+	case ISCSI_LOGIN_STATUS_TARGET_ERROR: return "target error";
+	case ISCSI_LOGIN_STATUS_SVC_UNAVAIL: return "service unavailable";
+	case ISCSI_LOGIN_STATUS_NO_RESOURCES: return "out of resources";
+	default: return "error";
+	}
+}
+
+static struct iscsi_pdu *login_rsp_new(struct iscsi_conn *c, const uint8_t *req)
+{
+	struct iscsi_pdu *p = conn_pdu_new(c, ISCSI_OP_LOGIN_RSP);
+
+	if (!p)
+		return NULL;
+	/* Version-max and Version-active: 0 (RFC 7143 §11.13.2). */
+	p->bhs[2] = 0;
+	p->bhs[3] = 0;
+	memcpy(p->bhs + BHS_ISID, req + BHS_ISID, 6);
+	put_be16(p->bhs + BHS_TSIH, c->login_tsih);
+	put_be32(p->bhs + BHS_ITT, bhs_itt(req));
+	return p;
+}
+
+/* Fails the login: response with the status, then the connection closes. */
+static void login_fail(struct iscsi_conn *c, struct iscsi_pdu *req, uint16_t status,
+		       const char *detail)
+{
+	struct iscsi_pdu *p = login_rsp_new(c, req->bhs);
+	uint8_t csg = ISCSI_LOGIN_CSG(req->bhs[BHS_FLAGS]);
+
+	log_info("login failed: initiator %s at %s, target %s: %s%s%s",
+		 c->params.initiator_name[0] ? c->params.initiator_name : "?", c->peer,
+		 c->params.target_name[0] ? c->params.target_name :
+		 (c->params.session_type == ISCSI_SESSION_DISCOVERY ? "(discovery)" : "?"),
+		 status_text(status), detail ? ": " : "", detail ? detail : "");
+	iscsi_pdu_free(c, req);
+	if (!p) {
+		conn_drop(c, "no memory for a login response");
+		return;
+	}
+	p->bhs[1] = (uint8_t)(csg << 2);
+	p->bhs[36] = (uint8_t)(status >> 8);
+	p->bhs[37] = (uint8_t)status;
+	conn_send_and_close(c, p, true);
+}
+
+/* Digests and the negotiated receive limit start with the first PDU after the
+ * final Login Response: switched once that response is on the wire. */
+static void final_rsp_sent(struct iscsi_pdu *p)
+{
+	struct iscsi_conn *c = p->task;
+
+	if (c->state == CONN_DEAD || !c->xc)
+		return;
+	c->xc->header_digest = c->params.header_digest;
+	c->xc->data_digest = c->params.data_digest;
+	c->xc->max_recv_dsl = c->params.max_recv_dsl;
+}
+
+static void nexus_name(struct iscsi_conn *c)
+{
+	struct iscsi_session *s = &c->sess;
+	struct scsi_nexus *n = &s->nexus;
+
+	snprintf(n->initiator_port, sizeof(n->initiator_port),
+		 "%s,i,0x%02x%02x%02x%02x%02x%02x", s->initiator_name, s->isid[0],
+		 s->isid[1], s->isid[2], s->isid[3], s->isid[4], s->isid[5]);
+	snprintf(n->initiator_name, sizeof(n->initiator_name), "%s", s->initiator_name);
+	n->rel_port_id = 1;
+	n->tpgt = 1;
+}
+
+static void login_finish(struct iscsi_conn *c, struct iscsi_pdu *rsp)
+{
+	struct iscsi_session *s = &c->sess;
+	int rc;
+
+	put_be16(rsp->bhs + BHS_TSIH, s->tsih);
+	if (s->type == ISCSI_SESSION_NORMAL) {
+		nexus_name(c);
+		rc = scsi_nexus_attach(s->tgt->st, &s->nexus);
+		if (rc) {
+			log_err("iscsi: %s: cannot attach the I_T nexus: %s", c->peer,
+				strerror(-rc));
+			rsp->bhs[1] &= (uint8_t)~ISCSI_LOGIN_TRANSIT;
+			rsp->bhs[36] = ISCSI_LOGIN_STATUS_NO_RESOURCES >> 8;
+			rsp->bhs[37] = ISCSI_LOGIN_STATUS_NO_RESOURCES & 0xff;
+			put_be24(rsp->bhs + BHS_DLEN, 0);
+			rsp->data_len = 0;
+			conn_send_and_close(c, rsp, true);
+			return;
+		}
+		s->nexus_attached = true;
+	}
+	c->state = CONN_FULL;
+	rsp->sent = final_rsp_sent;
+	rsp->task = c;
+	conn_send(c, rsp, true);
+	log_info("login: initiator %s at %s, target %s, tsih %u%s%s",
+		 s->initiator_name, c->peer, s->tgt ? s->tgt->name : "(discovery)", s->tsih,
+		 c->params.header_digest ? ", header digest" : "",
+		 c->params.data_digest ? ", data digest" : "");
+}
+
+void iscsi_login_resume(void *a, void *b)
+{
+	struct iscsi_conn *c = conn_find_here((uint64_t)(uintptr_t)a);
+	struct iscsi_pdu *rsp;
+
+	(void)b;
+	if (!c || c->state != CONN_LOGIN_WAIT || !c->login_final)
+		return;
+	conn_get(c);
+	rsp = c->login_final;
+	c->login_final = NULL;
+	login_finish(c, rsp);
+	conn_put(c);
+}
+
+/* First complete request: who is this, and may it have what it asks for? */
+static uint16_t login_session_checks(struct iscsi_conn *c, struct iscsi_textbuf *tb,
+				     const char **detail)
+{
+	struct iscsi_params *p = &c->params;
+	bool discovery = p->session_type == ISCSI_SESSION_DISCOVERY;
+
+	if (!p->initiator_name[0]) {
+		*detail = "no InitiatorName";
+		return ISCSI_LOGIN_STATUS_MISSING_PARAM;
+	}
+	if (discovery) {
+		if (reg_discovery_needs_auth()) {
+			log_err("iscsi: CHAP not implemented yet; discovery requires it "
+				"(incomingdiscoveryuser)");
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+	} else {
+		if (!p->target_name[0]) {
+			*detail = "no TargetName";
+			return ISCSI_LOGIN_STATUS_MISSING_PARAM;
+		}
+		c->login_tgt = reg_target_get(p->target_name);
+		if (!c->login_tgt)
+			return ISCSI_LOGIN_STATUS_TGT_NOT_FOUND;
+		if (!reg_target_allows(c->login_tgt, p->initiator_name,
+				       c->xc ? c->xc->peer_addr : ""))
+			return ISCSI_LOGIN_STATUS_TGT_FORBIDDEN;
+		if (reg_target_needs_auth(c->login_tgt)) {
+			log_err("iscsi: CHAP not implemented yet; target %s requires it",
+				c->login_tgt->name);
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+	}
+	if (c->login_tsih != 0) {
+		/* Adding a connection to a session: MaxConnections=1. */
+		if (reg_session_exists(p->initiator_name, c->login_isid, c->login_tsih))
+			return ISCSI_LOGIN_STATUS_TOO_MANY_CONN;
+		return ISCSI_LOGIN_STATUS_NO_SESSION;
+	}
+	/* RFC 7143 §13.9: in the first Login Response of a normal session. */
+	if (!discovery && iscsi_textbuf_add(tb, "TargetPortalGroupTag", "1"))
+		return ISCSI_LOGIN_STATUS_TARGET_ERROR;
+	return 0;
+}
+
+/* Starts the session: its identity, then the table (maybe reinstating). */
+static void login_to_ffp(struct iscsi_conn *c, struct iscsi_pdu *rsp)
+{
+	struct iscsi_session *s = &c->sess;
+	int rc;
+
+	s->id = c->id;
+	s->rid = c->ir->id;
+	memcpy(s->isid, c->login_isid, 6);
+	s->type = c->params.session_type == ISCSI_SESSION_DISCOVERY ?
+		  ISCSI_SESSION_DISCOVERY : ISCSI_SESSION_NORMAL;
+	snprintf(s->initiator_name, sizeof(s->initiator_name), "%s", c->params.initiator_name);
+	s->tgt = c->login_tgt;
+	c->login_tgt = NULL;
+	/* Parked before entering the table: the old session's end may resume
+	 * this login at once (same reactor, or a direct call in tests). */
+	c->login_final = rsp;
+	c->state = CONN_LOGIN_WAIT;
+	rc = reg_session_enter(c);
+	if (rc == 1)
+		return;
+	c->login_final = NULL;
+	c->state = CONN_LOGIN;
+	if (rc > 1) {
+		rsp->bhs[1] &= (uint8_t)~ISCSI_LOGIN_TRANSIT;
+		rsp->bhs[36] = (uint8_t)(rc >> 8);
+		rsp->bhs[37] = (uint8_t)rc;
+		rsp->data_len = 0;
+		s->tsih = 0;
+		log_info("login failed: initiator %s at %s: %s", s->initiator_name, c->peer,
+			 status_text((uint16_t)rc));
+		conn_send_and_close(c, rsp, true);
+		return;
+	}
+	login_finish(c, rsp);
+}
+
+static int login_collect(struct iscsi_conn *c, struct iscsi_pdu *p)
+{
+	char *t;
+
+	if (p->data_len == 0)
+		return 0;
+	if (c->login_text_len + p->data_len > LOGIN_TEXT_MAX)
+		return -E2BIG;
+	t = realloc(c->login_text, c->login_text_len + p->data_len);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t + c->login_text_len, p->data, p->data_len);
+	c->login_text = t;
+	c->login_text_len += p->data_len;
+	return 0;
+}
+
+/* Checks of the header against the login so far; 0 or a status. */
+static uint16_t login_header_checks(struct iscsi_conn *c, const uint8_t *bhs)
+{
+	uint8_t f = bhs[BHS_FLAGS];
+	int csg = ISCSI_LOGIN_CSG(f), nsg = ISCSI_LOGIN_NSG(f);
+
+	if (!c->login_started) {
+		/* We speak version 0 only (RFC 7143 §11.12.4). */
+		if (bhs[3] > 0)
+			return ISCSI_LOGIN_STATUS_NO_VERSION;
+		c->login_started = true;
+		memcpy(c->login_isid, bhs + BHS_ISID, 6);
+		c->login_tsih = get_be16(bhs + BHS_TSIH);
+		c->login_itt = bhs_itt(bhs);
+		c->login_cmd_sn = get_be32(bhs + BHS_CMDSN);
+		c->cid = get_be16(bhs + BHS_TTT);
+		c->stat_sn = get_be32(bhs + BHS_EXPSTATSN);
+		c->sess.exp_cmd_sn = c->login_cmd_sn;
+		c->sess.max_cmd_sn = c->login_cmd_sn + iscsi_opts_cur.queue_depth - 1;
+		c->login_stage = csg;
+	} else if (memcmp(c->login_isid, bhs + BHS_ISID, 6) ||
+		   c->login_tsih != get_be16(bhs + BHS_TSIH)) {
+		return ISCSI_LOGIN_STATUS_INIT_ERR;
+	}
+	if (csg != c->login_stage || csg > ISCSI_STAGE_OPERATIONAL)
+		return ISCSI_LOGIN_STATUS_INIT_ERR;
+	if ((f & ISCSI_LOGIN_TRANSIT) && (nsg <= csg || nsg == 2))
+		return ISCSI_LOGIN_STATUS_INIT_ERR;
+	return 0;
+}
+
+static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
+{
+	uint8_t f = req->bhs[BHS_FLAGS];
+	int csg = ISCSI_LOGIN_CSG(f), nsg = ISCSI_LOGIN_NSG(f);
+	bool transit = f & ISCSI_LOGIN_TRANSIT;
+	struct iscsi_kv kv[LOGIN_KV_MAX];
+	struct iscsi_textbuf tb;
+	const char *detail = NULL;
+	struct iscsi_pdu *rsp;
+	uint16_t st = 0;
+	int n;
+
+	if (iscsi_textbuf_init(&tb, LOGIN_PDU_MAX)) {
+		login_fail(c, req, ISCSI_LOGIN_STATUS_NO_RESOURCES, NULL);
+		return;
+	}
+	n = c->login_text_len ? iscsi_text_parse(c->login_text, c->login_text_len, kv,
+						 LOGIN_KV_MAX) : 0;
+	if (n < 0) {
+		st = ISCSI_LOGIN_STATUS_INIT_ERR;
+		detail = "malformed text";
+		goto fail;
+	}
+	st = (uint16_t)iscsi_negotiate(&c->params, &iscsi_opts_cur.limits, csg, true, "None",
+				       kv, (unsigned)n, &tb);
+	if (st)
+		goto fail;
+	if (!c->login_checked) {
+		/* login_checked doubles as "session checks done" */
+		st = login_session_checks(c, &tb, &detail);
+		if (st)
+			goto fail;
+		c->login_checked = true;
+	}
+	if (transit && csg == ISCSI_STAGE_OPERATIONAL) {
+		/* Our own offers must be answered before we may transit (§6.3). */
+		int offers = iscsi_params_offer(&c->params, &iscsi_opts_cur.limits, true, &tb);
+
+		if (offers < 0) {
+			st = ISCSI_LOGIN_STATUS_NO_RESOURCES;
+			goto fail;
+		}
+		if (offers > 0)
+			transit = false;
+	}
+	if (transit && csg == ISCSI_STAGE_SECURITY && nsg == ISCSI_STAGE_FULL)
+		/* Skipping the operational stage would leave no room for our
+		 * offers: the target chooses the operational stage next. */
+		nsg = ISCSI_STAGE_OPERATIONAL;
+	if (transit && nsg == ISCSI_STAGE_FULL) {
+		st = (uint16_t)iscsi_params_finish(&c->params, &iscsi_opts_cur.limits, &tb);
+		if (st)
+			goto fail;
+	}
+	free(c->login_text);
+	c->login_text = NULL;
+	c->login_text_len = 0;
+
+	rsp = login_rsp_new(c, req->bhs);
+	if (!rsp || conn_pdu_data(c, rsp, tb.len)) {
+		iscsi_pdu_free(c, rsp);
+		iscsi_textbuf_free(&tb);
+		iscsi_pdu_free(c, req);
+		conn_drop(c, "no memory for a login response");
+		return;
+	}
+	memcpy(rsp->data, tb.buf, tb.len);
+	iscsi_textbuf_free(&tb);
+	iscsi_pdu_free(c, req);
+	rsp->bhs[1] = (uint8_t)(csg << 2);
+	if (transit) {
+		rsp->bhs[1] |= (uint8_t)(ISCSI_LOGIN_TRANSIT | nsg);
+		c->login_stage = nsg;
+		if (nsg == ISCSI_STAGE_FULL) {
+			login_to_ffp(c, rsp);
+			return;
+		}
+	}
+	conn_send(c, rsp, true);
+	return;
+fail:
+	iscsi_textbuf_free(&tb);
+	login_fail(c, req, st, detail);
+}
+
+void login_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
+{
+	uint16_t st;
+	int rc;
+
+	if (bhs_opcode(p->bhs) != ISCSI_OP_LOGIN_REQ) {
+		/* RFC 7143 §6.1: only Login Requests until full feature phase. */
+		iscsi_pdu_free(c, p);
+		conn_drop(c, "non-login PDU during login");
+		return;
+	}
+	if (c->state == CONN_LOGIN_WAIT) {
+		iscsi_pdu_free(c, p);
+		conn_drop(c, "login request while the previous one is pending");
+		return;
+	}
+	if (rx_status) {
+		login_fail(c, p, ISCSI_LOGIN_STATUS_INIT_ERR, "malformed login request");
+		return;
+	}
+	st = login_header_checks(c, p->bhs);
+	if (st) {
+		login_fail(c, p, st, NULL);
+		return;
+	}
+	rc = login_collect(c, p);
+	if (rc) {
+		login_fail(c, p, ISCSI_LOGIN_STATUS_INIT_ERR, "login text too long");
+		return;
+	}
+	if (p->bhs[BHS_FLAGS] & ISCSI_LOGIN_CONTINUE) {
+		/* More text follows: an empty response asks for it (§6.4). */
+		struct iscsi_pdu *rsp = login_rsp_new(c, p->bhs);
+
+		if (!rsp) {
+			iscsi_pdu_free(c, p);
+			conn_drop(c, "no memory for a login response");
+			return;
+		}
+		rsp->bhs[1] = (uint8_t)(ISCSI_LOGIN_CSG(p->bhs[BHS_FLAGS]) << 2);
+		iscsi_pdu_free(c, p);
+		conn_send(c, rsp, true);
+		return;
+	}
+	login_process(c, p);
+}

@@ -1,0 +1,504 @@
+/* task.c — SCSI commands over iSCSI: task life, Data-In and status
+ * (RFC 7143 §11.3, §11.4, §11.7).
+ *
+ * A SCSI task moves forward through task_scsi_resume(), called whenever
+ * something it waits for arrives:
+ *   unsolicited data pending?   wait for the Data-Out with F (dataout.c)
+ *   solicited data missing?     send R2Ts (MaxBurstLength each, at most
+ *                               MaxOutstandingR2T outstanding), wait
+ *   not its CmdSN turn yet?     wait (held behind a gap, cmdsn.c)
+ *   early status (error)?       send the response
+ *   otherwise                   scsi_task_exec(); done() sends Data-In and status
+ * The task is freed when its final PDU was queued and every PDU pointing into
+ * its buffer was written (zero-copy Data-In), or, if aborted, when its I/O
+ * finished.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "internal.h"
+#include "mem/slab.h"
+
+#define AHS_EXT_CDB   1
+#define AHS_BIDI_LEN  2
+
+/* ---- allocation, lookup ---- */
+
+struct iscsi_task *task_alloc(struct iscsi_conn *c, enum task_kind kind)
+{
+	struct iscsi_task *t;
+
+	if (!c->ir->task_cache)
+		return NULL;
+	t = slab_alloc(c->ir->task_cache);
+	if (!t)
+		return NULL;
+	memset((char *)t + sizeof(t->st), 0, sizeof(*t) - sizeof(t->st));
+	scsi_task_init(&t->st);
+	t->conn = c;
+	t->kind = kind;
+	t->next = c->tasks;
+	if (c->tasks)
+		c->tasks->prev = t;
+	c->tasks = t;
+	c->ntasks++;
+	return t;
+}
+
+static unsigned hash_of(uint32_t itt)
+{
+	return (itt ^ (itt >> 8) ^ (itt >> 16)) & (TASK_HASH_SIZE - 1);
+}
+
+void task_hash_add(struct iscsi_task *t)
+{
+	struct iscsi_task **b = &t->conn->hash[hash_of(t->itt)];
+
+	t->hnext = *b;
+	*b = t;
+	t->hashed = true;
+}
+
+static void task_hash_del(struct iscsi_task *t)
+{
+	struct iscsi_task **pp = &t->conn->hash[hash_of(t->itt)];
+
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == t) {
+			*pp = t->hnext;
+			break;
+		}
+	}
+	t->hashed = false;
+}
+
+struct iscsi_task *task_find(struct iscsi_conn *c, uint32_t itt)
+{
+	for (struct iscsi_task *t = c->hash[hash_of(itt)]; t; t = t->hnext)
+		if (t->itt == itt)
+			return t;
+	return NULL;
+}
+
+void task_free(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+
+	if (t->hashed)
+		task_hash_del(t);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		c->tasks = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	if (t->kind == TASK_SCSI)
+		scsi_task_release(&t->st);
+	if (t->pdu)
+		iscsi_pdu_free(c, t->pdu);
+	slab_free(c->ir->task_cache, t);
+	if (c->logout_pending)
+		conn_logout_check(c);
+	conn_task_gone(c);
+}
+
+void task_maybe_release(struct iscsi_task *t)
+{
+	struct iscsi_task *tmf;
+
+	if (t->tx_refs || t->held)
+		return;
+	if (t->aborted) {
+		if (t->exec_called && !t->scsi_done)
+			return;     /* done() still comes */
+		tmf = t->tmf;
+		t->tmf = NULL;
+		task_free(t);
+		if (tmf && --tmf->tmf_wait == 0)
+			tmf_task_finished(tmf);
+		return;
+	}
+	if (t->rsp_queued)
+		task_free(t);
+}
+
+void task_tx_done(struct iscsi_task *t)
+{
+	t->tx_refs--;
+	task_maybe_release(t);
+}
+
+/* Aborted tasks get no response (RFC 7143 §4.2.3.3 via SAM). A task whose
+ * I/O is in flight lives on until done(); tmf (may be NULL) waits for it. */
+void task_abort(struct iscsi_task *t, struct iscsi_task *tmf)
+{
+	if (t->aborted)
+		return;
+	t->aborted = true;
+	if (t->kind == TASK_SCSI && t->exec_called && !t->scsi_done)
+		scsi_task_abort(&t->st);
+	if (tmf && ((t->exec_called && !t->scsi_done) || t->tx_refs)) {
+		t->tmf = tmf;
+		tmf->tmf_wait++;
+	}
+	task_maybe_release(t);
+}
+
+/* ---- status ---- */
+
+static void residual(const struct iscsi_task *t, uint8_t *flags, uint32_t *count)
+{
+	const struct scsi_task *st = &t->st;
+	uint32_t have;
+
+	*flags = 0;
+	*count = 0;
+	/* Writes compare what the CDB needs with EDTL, reads what was produced. */
+	have = (st->data_out_len || (st->exp_write && !st->exp_read)) ? st->data_out_len :
+	       st->data_in_len;
+	if (have > t->edtl) {
+		*flags = ISCSI_RSP_OVERFLOW;
+		*count = have - t->edtl;
+	} else if (have < t->edtl) {
+		*flags = ISCSI_RSP_UNDERFLOW;
+		*count = t->edtl - have;
+	}
+}
+
+void task_put_lun(struct iscsi_pdu *p, const struct iscsi_task *t)
+{
+	put_be32(p->bhs + BHS_LUN, t->lun_raw_hi);
+	put_be32(p->bhs + BHS_LUN + 4, t->lun_raw_lo);
+}
+
+/* SCSI Response (RFC 7143 §11.4), with sense data behind a 2-byte length. */
+static int send_scsi_rsp(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	const struct scsi_task *st = &t->st;
+	struct iscsi_pdu *p = conn_pdu_new(c, ISCSI_OP_SCSI_RSP);
+	uint32_t resid;
+	uint8_t flags;
+
+	if (!p)
+		return -ENOMEM;
+	if (st->sense_len) {
+		if (conn_pdu_data(c, p, 2u + st->sense_len)) {
+			iscsi_pdu_free(c, p);
+			return -ENOMEM;
+		}
+		put_be16(p->data, st->sense_len);
+		memcpy(p->data + 2, st->sense, st->sense_len);
+	}
+	residual(t, &flags, &resid);
+	p->bhs[1] = ISCSI_FLAG_FINAL | flags;
+	p->bhs[2] = 0;                   /* command completed at target */
+	p->bhs[3] = st->status;
+	put_be32(p->bhs + BHS_ITT, t->itt);
+	put_be32(p->bhs + BHS_DATASN, t->datasn + t->r2t_sn);   /* ExpDataSN */
+	put_be32(p->bhs + BHS_RESID, resid);
+	conn_send(c, p, true);
+	return 0;
+}
+
+/* Up to 4 segments of the task buffer from off, at most len bytes; returns
+ * the bytes covered. */
+static uint32_t iov_slice(const struct scsi_task *st, uint32_t off, uint32_t len,
+			  struct iovec *out, int *cnt)
+{
+	uint32_t covered = 0;
+	int i = 0, n = 0;
+
+	while (i < st->iovcnt && off >= st->iov[i].iov_len) {
+		off -= (uint32_t)st->iov[i].iov_len;
+		i++;
+	}
+	for (; i < st->iovcnt && n < 4 && covered < len; i++, off = 0) {
+		uint32_t seg = (uint32_t)st->iov[i].iov_len - off;
+
+		if (seg > len - covered)
+			seg = len - covered;
+		out[n].iov_base = (uint8_t *)st->iov[i].iov_base + off;
+		out[n].iov_len = seg;
+		n++;
+		covered += seg;
+	}
+	*cnt = n;
+	return covered;
+}
+
+/* Data-In straight from the task's buffer (zero copy), in PDUs of at most the
+ * initiator's MaxRecvDataSegmentLength, F at the end of every MaxBurstLength
+ * sequence; status rides in the last PDU when it is GOOD without sense. */
+static void send_data_in(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	struct scsi_task *st = &t->st;
+	uint32_t total = st->data_in_len < t->edtl ? st->data_in_len : t->edtl;
+	uint32_t max_pdu = c->params.max_xmit_dsl ? c->params.max_xmit_dsl : 8192;
+	uint32_t burst = c->params.max_burst ? c->params.max_burst : 262144;
+	bool collapse = st->status == SAM_STAT_GOOD && st->sense_len == 0;
+	uint32_t off = 0, resid;
+	uint8_t rflags;
+
+	residual(t, &rflags, &resid);
+	while (off < total && c->state != CONN_DEAD) {
+		uint32_t burst_end = (off / burst + 1) * burst;
+		uint32_t len = total - off;
+		struct iscsi_pdu *p;
+		bool last;
+
+		if (burst_end > total)
+			burst_end = total;
+		if (len > burst_end - off)
+			len = burst_end - off;
+		if (len > max_pdu)
+			len = max_pdu;
+		p = conn_pdu_new(c, ISCSI_OP_DATA_IN);
+		if (!p) {
+			conn_drop(c, "no memory for Data-In");
+			return;
+		}
+		len = iov_slice(st, off, len, p->data_iov, &p->data_iovcnt);
+		if (len == 0) {
+			iscsi_pdu_free(c, p);
+			conn_drop(c, "Data-In beyond the task buffer");
+			return;
+		}
+		last = off + len == total;
+		if (off + len == burst_end)
+			p->bhs[1] |= ISCSI_FLAG_FINAL;
+		if (last && collapse) {
+			p->bhs[1] |= ISCSI_FLAG_FINAL | ISCSI_DATAIN_STATUS | rflags;
+			p->bhs[3] = st->status;
+			put_be32(p->bhs + BHS_RESID, resid);
+		}
+		task_put_lun(p, t);
+		put_be32(p->bhs + BHS_ITT, t->itt);
+		put_be32(p->bhs + BHS_TTT, TTT_NONE);
+		put_be32(p->bhs + BHS_DATASN, t->datasn++);
+		put_be32(p->bhs + BHS_BUFOFF, off);
+		p->data_len = len;
+		p->task = t;
+		t->tx_refs++;
+		conn_send(c, p, last && collapse);
+		off += len;
+	}
+	if (off == total && total > 0 && collapse)
+		t->rsp_queued = true;
+}
+
+/* Final step of every SCSI task that was not aborted. */
+void task_complete(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+
+	if (c->state != CONN_DEAD) {
+		send_data_in(t);
+		if (!t->rsp_queued && c->state != CONN_DEAD && send_scsi_rsp(t))
+			conn_drop(c, "no memory for a SCSI Response");
+	}
+	t->rsp_queued = true;
+	task_maybe_release(t);
+}
+
+static void task_scsi_done(struct scsi_task *st)
+{
+	struct iscsi_task *t = st->priv;
+	struct iscsi_conn *c = t->conn;
+
+	conn_get(c);
+	t->scsi_done = true;
+	if (t->aborted || c->state == CONN_DEAD) {
+		t->aborted = true;
+		task_maybe_release(t);
+	} else {
+		task_complete(t);
+	}
+	conn_put(c);
+}
+
+void task_scsi_resume(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+
+	if (t->aborted || t->exec_called || t->rsp_queued || c->state == CONN_DEAD)
+		return;
+	if (t->unsol_pending)
+		return;
+	if (t->data_failed) {
+		if (t->ordered)
+			task_complete(t);
+		return;
+	}
+	if (t->prepared && t->data_got < t->xfer_len) {
+		r2t_fill(t);
+		return;
+	}
+	if (t->r2t_out || !t->ordered)
+		return;
+	if (!t->prepared) {
+		task_complete(t);
+		return;
+	}
+	t->exec_called = true;
+	if (t->st.data_out_len)
+		t->st.data_out_got = t->data_got < t->st.data_out_len ? t->data_got :
+				     t->st.data_out_len;
+	if (t->st.data_out_got > t->xfer_len)
+		t->st.data_out_got = t->xfer_len;
+	scsi_task_exec(&t->st);
+}
+
+/* ---- SCSI Command ---- */
+
+/* Extended CDB AHS (RFC 7143 §11.3.5): CDB bytes 16.. follow one reserved
+ * byte. Returns the CDB length, or -EINVAL. */
+static int parse_ahs(struct iscsi_task *t, const struct iscsi_pdu *p)
+{
+	uint32_t pos = 0;
+
+	while (pos + 4 <= p->ahs_len) {
+		uint32_t alen = get_be16(p->ahs + pos);
+		uint8_t type = p->ahs[pos + 2];
+
+		if (pos + 3 + alen > p->ahs_len)
+			return -EINVAL;
+		if (type == AHS_EXT_CDB) {
+			if (alen < 2 || 16 + alen - 1 > SCSI_CDB_MAX)
+				return -EINVAL;
+			memcpy(t->st.cdb + 16, p->ahs + pos + 4, alen - 1);
+			t->st.cdb_len = (uint8_t)(16 + alen - 1);
+		} else if (type != AHS_BIDI_LEN) {
+			return -EINVAL;
+		}
+		pos += ISCSI_PAD(3 + alen);
+	}
+	return 0;
+}
+
+/* No task could be had: answer TASK SET FULL from the header alone. */
+static void send_busy(struct iscsi_conn *c, const struct iscsi_pdu *req)
+{
+	struct iscsi_pdu *p = conn_pdu_new(c, ISCSI_OP_SCSI_RSP);
+
+	if (!p) {
+		conn_drop(c, "out of memory");
+		return;
+	}
+	p->bhs[1] = ISCSI_FLAG_FINAL | ISCSI_RSP_UNDERFLOW;
+	p->bhs[3] = SAM_STAT_TASK_SET_FULL;
+	put_be32(p->bhs + BHS_ITT, bhs_itt(req->bhs));
+	put_be32(p->bhs + BHS_RESID, get_be32(req->bhs + BHS_EDTL));
+	conn_send(c, p, true);
+}
+
+static void scsi_cmd_setup(struct iscsi_task *t, const struct iscsi_pdu *p)
+{
+	struct iscsi_conn *c = t->conn;
+	struct scsi_task *st = &t->st;
+	uint8_t f = p->bhs[BHS_FLAGS];
+	int rc;
+
+	st->target = c->sess.tgt->st;
+	st->nexus = &c->sess.nexus;
+	st->lun = iscsi_lun_decode(p->bhs + BHS_LUN);
+	memcpy(st->cdb, p->bhs + BHS_CDB, 16);
+	st->cdb_len = 16;
+	st->attr = f & ISCSI_CMD_ATTR_MASK;
+	st->exp_read = f & ISCSI_CMD_READ;
+	st->exp_write = f & ISCSI_CMD_WRITE;
+	st->exp_xfer_len = t->edtl;
+	st->pool = c->ir->pool;
+	st->qp = c->ir->qp;
+	st->done = task_scsi_done;
+	st->priv = t;
+
+	if (p->ahs_len && parse_ahs(t, p)) {
+		scsi_task_set_sense(st, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+		st->status = SAM_STAT_CHECK_CONDITION;
+		return;
+	}
+	if (st->exp_read && st->exp_write) {
+		/* Bidirectional commands are not supported: INVALID FIELD IN CDB. */
+		scsi_task_set_sense(st, SK_ILLEGAL_REQUEST, 0x24, 0x00);
+		st->status = SAM_STAT_CHECK_CONDITION;
+		return;
+	}
+	rc = scsi_task_prepare(st);
+	if (rc == SCSI_TASK_EXEC) {
+		t->prepared = true;
+	} else if (rc < 0) {
+		st->status = SAM_STAT_TASK_SET_FULL;
+		st->sense_len = 0;
+		st->data_in_len = 0;
+	}
+}
+
+void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
+{
+	const uint8_t *bhs = p->bhs;
+	struct iscsi_task *t;
+	int order = cmdsn_check(c, bhs);
+	bool imm = bhs_immediate(bhs);
+	int reason;
+
+	log_debug("iscsi: %s: cmd itt 0x%08x cmdsn %u op 0x%02x edtl %u%s (order %d)", c->peer,
+		  bhs_itt(bhs), get_be32(bhs + BHS_CMDSN), bhs[BHS_CDB],
+		  get_be32(bhs + BHS_EDTL), imm ? " imm" : "", order);
+
+	if (order == 1) {
+		iscsi_pdu_free(c, p);
+		return;
+	}
+	if (task_find(c, bhs_itt(bhs))) {
+		if (order == 0 && !imm)
+			cmdsn_advance(c);
+		conn_send_reject(c, bhs, ISCSI_REJECT_TASK_IN_PROGRESS);
+		iscsi_pdu_free(c, p);
+		return;
+	}
+	t = task_alloc(c, TASK_SCSI);
+	if (!t) {
+		if (order == 0 && !imm)
+			cmdsn_advance(c);
+		send_busy(c, p);
+		iscsi_pdu_free(c, p);
+		return;
+	}
+	t->itt = bhs_itt(bhs);
+	t->cmd_sn = get_be32(bhs + BHS_CMDSN);
+	t->edtl = get_be32(bhs + BHS_EDTL);
+	t->lun_raw_hi = get_be32(bhs + BHS_LUN);
+	t->lun_raw_lo = get_be32(bhs + BHS_LUN + 4);
+	task_hash_add(t);
+	scsi_cmd_setup(t, p);
+	t->wants_data = (bhs[BHS_FLAGS] & ISCSI_CMD_WRITE) && t->edtl > 0;
+	if (t->wants_data) {
+		reason = setup_write(t, p);
+		if (reason) {
+			if (order == 0 && !imm)
+				cmdsn_advance(c);
+			conn_send_reject(c, bhs, (uint8_t)reason);
+			t->aborted = true;
+			iscsi_pdu_free(c, p);
+			task_maybe_release(t);
+			return;
+		}
+	}
+	iscsi_pdu_free(c, p);
+	if (order == 2) {
+		if (held_insert(c, t) == 0)
+			/* R2Ts may go before its turn; execution waits for it. */
+			task_scsi_resume(t);
+		return;
+	}
+	t->ordered = true;
+	if (!imm)
+		cmdsn_advance(c);
+	task_scsi_resume(t);
+	held_drain(c);
+}

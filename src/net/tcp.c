@@ -1,0 +1,599 @@
+/* tcp.c — iSCSI over TCP: PDU framing on a non-blocking socket.
+ *
+ * Receive: a small state machine reads BHS → (check header) → AHS → header
+ * digest → data + padding → data digest into the PDU, through a 64 KiB staging
+ * buffer so that many small PDUs cost one recv(); a large data segment is read
+ * straight into its PDU buffer with readv([rest of the segment, staging]).
+ * Each readiness event reads at most RX_BUDGET bytes so one busy connection
+ * cannot starve the others (epoll is level triggered: the rest comes next turn).
+ *
+ * Send: PDUs queue on the connection; a flush gathers as many as fit into one
+ * writev (BHS, AHS, digest, data segments, padding, digest per PDU), resuming
+ * a partly written PDU at its byte offset. Flushes happen at the end of a
+ * receive event (answers to what was just read go out together) or once per
+ * reactor turn (reactor_defer) for PDUs queued from elsewhere (bdev
+ * completions). EPOLLOUT is asked for only while something is left unwritten,
+ * so a stalled peer costs nothing but its queue.
+ *
+ * Closing: the engine's close() may come from inside an upcall (recv, tx_done);
+ * the object is only marked and freed from a deferred call, after the current
+ * event and any deferred flush already queued for it.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "core/log.h"
+#include "core/reactor.h"
+#include "iscsi/iscsi.h"
+#include "iscsi/pdu.h"
+#include "mem/pool.h"
+#include "net/transport.h"
+
+#define RBUF_SIZE      (64u << 10)
+#define RX_BUDGET      (4u << 20)
+#define RX_DIRECT_MIN  4096u          /* read pieces this big straight in */
+#define TX_IOV_MAX     128
+#define TX_BATCH_BYTES (1u << 20)
+
+enum rx_state { RX_BHS = 0, RX_AHS, RX_HDIG, RX_DATA, RX_DDIG };
+
+struct tcp_conn {
+	struct xport_conn xc;              /* first: the engine sees this */
+	struct reactor_event ev;
+	int fd;
+	uint32_t events;
+	bool closed;                       /* engine called close(); free pending */
+	bool failed;                       /* we reported a failure upward */
+	bool flush_queued;                 /* a deferred flush is pending */
+	bool in_rx;                        /* inside the receive loop */
+
+	/* receive */
+	uint8_t *rbuf;
+	uint32_t rpos, rlen;
+	enum rx_state rs;
+	uint8_t *dst;                      /* where the current piece goes */
+	uint32_t need, got;
+	uint8_t bhs[ISCSI_BHS_LEN];
+	uint8_t dig[ISCSI_DIGEST_LEN];
+	struct iscsi_pdu *pdu;
+	int rx_status;
+
+	/* send */
+	struct iscsi_pdu *tx_head, *tx_tail;
+	size_t tx_off;                     /* bytes of tx_head already written */
+};
+
+static const uint8_t zero_pad[4];
+
+static int tcp_send(struct xport_conn *xc, struct iscsi_pdu *pdu);
+static void tcp_close(struct xport_conn *xc);
+
+static const struct xport_ops tcp_ops = {
+	.name = "tcp",
+	.send = tcp_send,
+	.close = tcp_close,
+};
+
+/* ---- helpers ---- */
+
+static void set_events(struct tcp_conn *tc, uint32_t events)
+{
+	if (tc->events == events || tc->fd < 0)
+		return;
+	if (reactor_event_mod(tc->xc.reactor, &tc->ev, events) == 0)
+		tc->events = events;
+}
+
+static void free_conn(void *a, void *b)
+{
+	struct tcp_conn *tc = a;
+
+	(void)b;
+	if (tc->rbuf)
+		mem_free(tc->xc.pool, tc->rbuf);
+	mem_free(tc->xc.pool, tc);
+}
+
+/* Something went wrong below the engine: stop I/O, tell the engine once. The
+ * engine answers with close(). */
+static void fail(struct tcp_conn *tc, int err)
+{
+	if (tc->failed || tc->closed)
+		return;
+	tc->failed = true;
+	set_events(tc, 0);
+	if (tc->xc.conn)
+		iscsi_conn_xport_failed(tc->xc.conn, err);
+}
+
+/* ---- send ---- */
+
+/* Digests are computed when a PDU starts going out: the engine only flips
+ * the digest flags while the queue is empty (see transport.h). */
+static void tx_prepare(struct tcp_conn *tc, struct iscsi_pdu *p)
+{
+	uint32_t crc;
+
+	if (tc->xc.header_digest) {
+		crc = crc32c(0, p->bhs, ISCSI_BHS_LEN);
+		if (p->ahs_len)
+			crc = crc32c(crc, p->ahs, p->ahs_len);
+		iscsi_put_digest((uint8_t *)&p->hdr_digest, crc);
+	}
+	if (tc->xc.data_digest && p->data_len) {
+		uint32_t pad = ISCSI_PAD(p->data_len) - p->data_len;
+
+		if (p->data_iovcnt > 0)
+			crc = crc32c_iov(p->data_iov, p->data_iovcnt);
+		else
+			crc = crc32c(0, p->data, p->data_len);
+		if (pad)
+			crc = crc32c(crc, zero_pad, pad);
+		iscsi_put_digest((uint8_t *)&p->data_digest, crc);
+	}
+}
+
+/* Wire layout of p as iovecs; returns the count (at most 12). */
+static int pdu_iov(const struct tcp_conn *tc, struct iscsi_pdu *p, struct iovec *iov,
+		   size_t *total)
+{
+	uint32_t pad = ISCSI_PAD(p->data_len) - p->data_len;
+	int n = 0;
+
+	*total = 0;
+#define ADD(b, l) do { if (l) { iov[n].iov_base = (void *)(b); iov[n].iov_len = (l); \
+			*total += (l); n++; } } while (0)
+	ADD(p->bhs, ISCSI_BHS_LEN);
+	ADD(p->ahs, p->ahs_len);
+	if (tc->xc.header_digest)
+		ADD(&p->hdr_digest, ISCSI_DIGEST_LEN);
+	if (p->data_len) {
+		if (p->data_iovcnt > 0)
+			for (int i = 0; i < p->data_iovcnt && i < 4; i++)
+				ADD(p->data_iov[i].iov_base, p->data_iov[i].iov_len);
+		else
+			ADD(p->data, p->data_len);
+		ADD(zero_pad, pad);
+		if (tc->xc.data_digest)
+			ADD(&p->data_digest, ISCSI_DIGEST_LEN);
+	}
+#undef ADD
+	return n;
+}
+
+/* The PDU at the head is written: hand it back to the engine. */
+static void tx_pop(struct tcp_conn *tc)
+{
+	struct iscsi_pdu *p = tc->tx_head;
+
+	tc->tx_head = p->next;
+	if (!tc->tx_head)
+		tc->tx_tail = NULL;
+	p->next = NULL;
+	tc->tx_off = 0;
+	if (tc->xc.conn)
+		iscsi_conn_tx_done(tc->xc.conn, p);
+}
+
+/* Gathers queued PDUs into iov from the current write position. */
+static int tx_gather(struct tcp_conn *tc, struct iovec *iov, size_t *batch)
+{
+	size_t skip = tc->tx_off;
+	int cnt = 0;
+
+	*batch = 0;
+	for (struct iscsi_pdu *p = tc->tx_head; p && *batch < TX_BATCH_BYTES; p = p->next) {
+		struct iovec piov[12];
+		size_t total;
+		int k;
+
+		if (p != tc->tx_head || tc->tx_off == 0)
+			tx_prepare(tc, p);
+		k = pdu_iov(tc, p, piov, &total);
+		if (cnt + k > TX_IOV_MAX)
+			break;
+		for (int i = 0; i < k; i++) {
+			if (skip >= piov[i].iov_len) {
+				skip -= piov[i].iov_len;
+				continue;
+			}
+			iov[cnt].iov_base = (uint8_t *)piov[i].iov_base + skip;
+			iov[cnt].iov_len = piov[i].iov_len - skip;
+			*batch += iov[cnt].iov_len;
+			cnt++;
+			skip = 0;
+		}
+		/* Digests may switch once a Login Response is out: the PDUs
+		 * behind it are laid out in a later batch. */
+		if (bhs_opcode(p->bhs) == ISCSI_OP_LOGIN_RSP)
+			break;
+	}
+	return cnt;
+}
+
+static void flush(struct tcp_conn *tc)
+{
+	while (tc->tx_head && !tc->closed && !tc->failed) {
+		struct iovec iov[TX_IOV_MAX];
+		size_t batch, done;
+		int cnt = tx_gather(tc, iov, &batch);
+		ssize_t n = writev(tc->fd, iov, cnt);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				set_events(tc, EPOLLIN | EPOLLOUT);
+				return;
+			}
+			fail(tc, -errno);
+			return;
+		}
+		/* Hand back what is complete; remember where the rest starts. */
+		done = (size_t)n + tc->tx_off;
+		tc->tx_off = 0;
+		while (tc->tx_head && !tc->closed) {
+			struct iovec piov[12];
+			size_t total;
+
+			pdu_iov(tc, tc->tx_head, piov, &total);
+			if (done < total) {
+				tc->tx_off = done;
+				break;
+			}
+			done -= total;
+			tx_pop(tc);
+		}
+		if (tc->tx_head && (size_t)n < batch) {
+			set_events(tc, EPOLLIN | EPOLLOUT);
+			return;
+		}
+	}
+	if (!tc->tx_head && !tc->closed && !tc->failed)
+		set_events(tc, EPOLLIN);
+}
+
+static void deferred_flush(void *a, void *b)
+{
+	struct tcp_conn *tc = a;
+
+	(void)b;
+	tc->flush_queued = false;
+	if (!tc->closed)
+		flush(tc);
+}
+
+static int tcp_send(struct xport_conn *xc, struct iscsi_pdu *pdu)
+{
+	struct tcp_conn *tc = (struct tcp_conn *)xc;
+
+	if (tc->closed || tc->failed)
+		return -EPIPE;
+	pdu->next = NULL;
+	if (tc->tx_tail)
+		tc->tx_tail->next = pdu;
+	else
+		tc->tx_head = pdu;
+	tc->tx_tail = pdu;
+	if (tc->in_rx || tc->flush_queued)
+		return 0;
+	tc->flush_queued = true;
+	if (reactor_defer(deferred_flush, tc, NULL)) {
+		tc->flush_queued = false;
+		flush(tc);
+	}
+	return 0;
+}
+
+/* ---- close ---- */
+
+static void tcp_close(struct xport_conn *xc)
+{
+	struct tcp_conn *tc = (struct tcp_conn *)xc;
+	struct iscsi_conn *conn = tc->xc.conn;
+
+	if (tc->closed)
+		return;
+	tc->closed = true;
+	/* Last words (a Logout or Login Response) were written before the engine
+	 * closes; whatever is still queued is dropped, handed back first. */
+	while (tc->tx_head) {
+		struct iscsi_pdu *p = tc->tx_head;
+
+		tc->tx_head = p->next;
+		p->next = NULL;
+		if (conn)
+			iscsi_conn_tx_done(conn, p);
+	}
+	tc->tx_tail = NULL;
+	if (tc->pdu && conn)
+		iscsi_pdu_free(conn, tc->pdu);
+	tc->pdu = NULL;
+	tc->xc.conn = NULL;
+	if (tc->fd >= 0) {
+		reactor_event_del(tc->xc.reactor, &tc->ev);
+		close(tc->fd);
+		tc->fd = -1;
+	}
+	/* After the current event and any flush already deferred for it. */
+	if (reactor_defer(free_conn, tc, NULL))
+		log_err("tcp: cannot defer freeing a connection (leaked)");
+}
+
+/* ---- receive ---- */
+
+static void rx_expect(struct tcp_conn *tc, enum rx_state rs, void *dst, uint32_t need)
+{
+	tc->rs = rs;
+	tc->dst = dst;
+	tc->need = need;
+	tc->got = 0;
+}
+
+static void rx_deliver(struct tcp_conn *tc)
+{
+	struct iscsi_pdu *p = tc->pdu;
+	int status = tc->rx_status;
+
+	tc->pdu = NULL;
+	rx_expect(tc, RX_BHS, tc->bhs, ISCSI_BHS_LEN);
+	iscsi_conn_recv(tc->xc.conn, p, status);
+}
+
+static void rx_after_header(struct tcp_conn *tc)
+{
+	struct iscsi_pdu *p = tc->pdu;
+
+	if (p->data_len == 0) {
+		rx_deliver(tc);
+		return;
+	}
+	p->data = mem_alloc(tc->xc.pool, ISCSI_PAD(p->data_len));
+	if (!p->data) {
+		fail(tc, -ENOMEM);
+		return;
+	}
+	p->data_owned = true;
+	rx_expect(tc, RX_DATA, p->data, ISCSI_PAD(p->data_len));
+}
+
+static void rx_after_ahs(struct tcp_conn *tc)
+{
+	if (tc->xc.header_digest)
+		rx_expect(tc, RX_HDIG, tc->dig, ISCSI_DIGEST_LEN);
+	else
+		rx_after_header(tc);
+}
+
+/* A piece is complete: decide what comes next. */
+static void rx_piece_done(struct tcp_conn *tc)
+{
+	struct iscsi_pdu *p = tc->pdu;
+	uint32_t crc;
+	int rc;
+
+	switch (tc->rs) {
+	case RX_BHS:
+		/* Nothing in the header is trusted before this check; the data
+		 * length is bounded by what we declared, never by the header. */
+		rc = iscsi_pdu_check_header(tc->bhs, tc->xc.max_recv_dsl);
+		if (rc < 0) {
+			log_info("tcp: %s: malformed PDU header (opcode 0x%02x, data length "
+				 "%u): closing", tc->xc.peer_addr, bhs_opcode(tc->bhs),
+				 bhs_data_len(tc->bhs));
+			fail(tc, -EPROTO);
+			return;
+		}
+		p = tc->pdu = iscsi_pdu_alloc(tc->xc.conn);
+		if (!p) {
+			fail(tc, -ENOMEM);
+			return;
+		}
+		memcpy(p->bhs, tc->bhs, ISCSI_BHS_LEN);
+		p->data_len = bhs_data_len(p->bhs);
+		p->ahs_len = bhs_ahs_len(p->bhs);
+		tc->rx_status = rc;
+		if (p->ahs_len) {
+			p->ahs = mem_alloc(tc->xc.pool, p->ahs_len);
+			if (!p->ahs) {
+				fail(tc, -ENOMEM);
+				return;
+			}
+			rx_expect(tc, RX_AHS, p->ahs, p->ahs_len);
+			return;
+		}
+		rx_after_ahs(tc);
+		return;
+	case RX_AHS:
+		rx_after_ahs(tc);
+		return;
+	case RX_HDIG:
+		crc = crc32c(0, p->bhs, ISCSI_BHS_LEN);
+		if (p->ahs_len)
+			crc = crc32c(crc, p->ahs, p->ahs_len);
+		if (crc != iscsi_get_digest(tc->dig)) {
+			/* ERL 0: the header cannot be trusted, nor the framing. */
+			log_info("tcp: %s: header digest error: closing", tc->xc.peer_addr);
+			fail(tc, -EBADMSG);
+			return;
+		}
+		rx_after_header(tc);
+		return;
+	case RX_DATA:
+		if (tc->xc.data_digest) {
+			rx_expect(tc, RX_DDIG, tc->dig, ISCSI_DIGEST_LEN);
+			return;
+		}
+		rx_deliver(tc);
+		return;
+	case RX_DDIG:
+		crc = crc32c(0, p->data, ISCSI_PAD(p->data_len));
+		if (crc != iscsi_get_digest(tc->dig) && tc->rx_status == 0)
+			tc->rx_status = ISCSI_REJECT_DATA_DIGEST;
+		rx_deliver(tc);
+		return;
+	}
+}
+
+static bool rx_alive(const struct tcp_conn *tc)
+{
+	return !tc->closed && !tc->failed;
+}
+
+static void rx(struct tcp_conn *tc)
+{
+	uint32_t budget = RX_BUDGET;
+
+	tc->in_rx = true;
+	while (rx_alive(tc)) {
+		/* Consume what the staging buffer holds. */
+		while (tc->rpos < tc->rlen && rx_alive(tc)) {
+			uint32_t n = tc->need - tc->got;
+
+			if (n > tc->rlen - tc->rpos)
+				n = tc->rlen - tc->rpos;
+			memcpy(tc->dst + tc->got, tc->rbuf + tc->rpos, n);
+			tc->rpos += n;
+			tc->got += n;
+			if (tc->got == tc->need)
+				rx_piece_done(tc);
+		}
+		if (!rx_alive(tc) || budget == 0)
+			break;
+		tc->rpos = tc->rlen = 0;
+
+		struct iovec iov[2];
+		uint32_t direct = tc->need - tc->got;
+		int cnt = 0;
+		ssize_t n;
+
+		if (direct >= RX_DIRECT_MIN) {
+			iov[cnt].iov_base = tc->dst + tc->got;
+			iov[cnt++].iov_len = direct;
+		} else {
+			direct = 0;
+		}
+		iov[cnt].iov_base = tc->rbuf;
+		iov[cnt++].iov_len = RBUF_SIZE;
+		n = readv(tc->fd, iov, cnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				fail(tc, -errno);
+			break;
+		}
+		if (n == 0) {
+			fail(tc, 0);
+			break;
+		}
+		budget = (uint32_t)n >= budget ? 0 : budget - (uint32_t)n;
+		if (direct) {
+			uint32_t d = (uint32_t)n < direct ? (uint32_t)n : direct;
+
+			tc->got += d;
+			tc->rlen = (uint32_t)n - d;
+			if (tc->got == tc->need)
+				rx_piece_done(tc);
+		} else {
+			tc->rlen = (uint32_t)n;
+		}
+	}
+	tc->in_rx = false;
+	if (!tc->closed)
+		flush(tc);
+}
+
+static void on_event(void *arg, uint32_t events)
+{
+	struct tcp_conn *tc = arg;
+
+	if (tc->closed)
+		return;
+	if (events & EPOLLOUT)
+		flush(tc);
+	if (tc->closed || tc->failed)
+		return;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		rx(tc);
+}
+
+/* ---- setup ---- */
+
+static void fill_addr(const struct sockaddr_storage *ss, char *addr, size_t len,
+		      uint16_t *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, addr, (socklen_t)len);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, addr, (socklen_t)len);
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+int tcp_conn_adopt(struct reactor *r, int fd)
+{
+	struct mem_pool *pool = reactor_pool(r);
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct tcp_conn *tc;
+	int one = 1, rc;
+
+	tc = mem_zalloc(pool, sizeof(*tc));
+	if (!tc) {
+		close(fd);
+		return -ENOMEM;
+	}
+	tc->rbuf = mem_alloc(pool, RBUF_SIZE);
+	if (!tc->rbuf) {
+		mem_free(pool, tc);
+		close(fd);
+		return -ENOMEM;
+	}
+	tc->fd = fd;
+	tc->xc.ops = &tcp_ops;
+	tc->xc.reactor = r;
+	tc->xc.pool = pool;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		tc->xc.family = ss.ss_family;
+		fill_addr(&ss, tc->xc.local_addr, sizeof(tc->xc.local_addr), &tc->xc.local_port);
+	}
+	sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		fill_addr(&ss, tc->xc.peer_addr, sizeof(tc->xc.peer_addr), &tc->xc.peer_port);
+	rx_expect(tc, RX_BHS, tc->bhs, ISCSI_BHS_LEN);
+	tc->ev = (struct reactor_event){ fd, on_event, tc };
+	if (!iscsi_conn_new(&tc->xc)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = reactor_event_add(r, &tc->ev, EPOLLIN);
+	if (rc) {
+		/* The engine owns a conn now: let it tear down through close(). */
+		tc->events = 0;
+		fail(tc, rc);
+		return rc;
+	}
+	tc->events = EPOLLIN;
+	return 0;
+fail:
+	mem_free(pool, tc->rbuf);
+	mem_free(pool, tc);
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,364 @@
+/* iscsi_fake.h — a fake in-memory transport and a RAM-backed target for the
+ * engine's unit tests (test_iscsi_*.c). Single threaded: the reactor is set up
+ * (reactors_init) but never run; bdev completions are pumped by hand. */
+#ifndef TEST_ISCSI_FAKE_H
+#define TEST_ISCSI_FAKE_H
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "bdev/bdev.h"
+#include "conf/conf.h"
+#include "core/log.h"
+#include "core/reactor.h"
+#include "iscsi/iscsi.h"
+#include "iscsi/pdu.h"
+#include "mem/pool.h"
+#include "net/transport.h"
+#include "scsi/scsi.h"
+#include "../../src/iscsi/internal.h"
+
+#define FX_TARGET   "iqn.2024-01.org.lich:test1"
+#define FX_HIDDEN   "iqn.2024-01.org.lich:hidden"
+#define FX_INIT     "iqn.2024-01.org.lich:init1"
+#define FX_LUN_SIZE (4u << 20)
+#define FX_MAX_CAP  512
+
+struct cap {                    /* a PDU the engine sent */
+	uint8_t bhs[ISCSI_BHS_LEN];
+	uint8_t *data;
+	uint32_t len;
+};
+
+struct fake {
+	struct xport_conn xc;
+	struct iscsi_conn *conn;
+	bool closed;
+	struct iscsi_pdu *q[FX_MAX_CAP];
+	unsigned nq;
+	struct cap cap[FX_MAX_CAP];
+	unsigned ncap;
+	uint32_t cmdsn, itt, expstatsn;
+};
+
+static struct {
+	struct bdev *bdev;
+	struct conf_target hidden_conf;
+	char *hidden_names[1];
+} fx_g;
+
+static int fake_send(struct xport_conn *xc, struct iscsi_pdu *p)
+{
+	struct fake *f = (struct fake *)xc;
+
+	if (f->closed || f->nq == FX_MAX_CAP)
+		return -EPIPE;
+	f->q[f->nq++] = p;
+	return 0;
+}
+
+static void fake_capture(struct fake *f, struct iscsi_pdu *p)
+{
+	struct cap *c;
+
+	if (f->ncap == FX_MAX_CAP)
+		return;
+	c = &f->cap[f->ncap++];
+	memcpy(c->bhs, p->bhs, ISCSI_BHS_LEN);
+	c->len = p->data_len;
+	c->data = p->data_len ? malloc(p->data_len) : NULL;
+	if (p->data_iovcnt > 0) {
+		uint32_t off = 0;
+
+		for (int i = 0; i < p->data_iovcnt; i++) {
+			memcpy(c->data + off, p->data_iov[i].iov_base, p->data_iov[i].iov_len);
+			off += (uint32_t)p->data_iov[i].iov_len;
+		}
+		assert_int_equal(off, p->data_len);
+	} else if (p->data_len) {
+		memcpy(c->data, p->data, p->data_len);
+	}
+}
+
+/* "Writes" what is queued: captures it and hands it back to the engine. */
+static void fake_flush(struct fake *f)
+{
+	while (f->nq && !f->closed) {
+		struct iscsi_pdu *p = f->q[0];
+
+		memmove(f->q, f->q + 1, (f->nq - 1) * sizeof(f->q[0]));
+		f->nq--;
+		fake_capture(f, p);
+		iscsi_conn_tx_done(f->conn, p);
+	}
+}
+
+static void fake_close(struct xport_conn *xc)
+{
+	struct fake *f = (struct fake *)xc;
+
+	/* Like TCP: what was queued before close is still written out first
+	 * only if the engine flushed it; here we write it, then drop. */
+	fake_flush(f);
+	f->closed = true;
+	while (f->nq) {
+		struct iscsi_pdu *p = f->q[--f->nq];
+
+		iscsi_conn_tx_done(f->conn, p);
+	}
+}
+
+static const struct xport_ops fake_ops = { "fake", fake_send, fake_close };
+
+static struct iscsi_reactor *fx_ir(void)
+{
+	return iscsi_reactor_of(0);
+}
+
+/* Completes bdev I/O and writes out queued PDUs until nothing moves. */
+static __attribute__((unused)) void fx_pump(struct fake *f)
+{
+	for (int i = 0; i < 1000; i++) {
+		int n = bdev_qp_poll(fx_ir()->qp);
+
+		fake_flush(f);
+		if (n == 0 && bdev_qp_inflight(fx_ir()->qp) == 0 && f->nq == 0)
+			break;
+	}
+}
+
+static __attribute__((unused)) struct fake *fx_connect(void)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	f->xc.ops = &fake_ops;
+	f->xc.reactor = reactor_get(0);
+	f->xc.pool = reactor_pool(reactor_get(0));
+	f->xc.family = AF_INET;
+	strcpy(f->xc.local_addr, "192.0.2.1");
+	f->xc.local_port = 3260;
+	strcpy(f->xc.peer_addr, "192.0.2.9");
+	f->xc.peer_port = 40000;
+	f->conn = iscsi_conn_new(&f->xc);
+	assert_non_null(f->conn);
+	f->itt = 0x100;
+	return f;
+}
+
+static __attribute__((unused)) void fx_free_caps(struct fake *f)
+{
+	for (unsigned i = 0; i < f->ncap; i++)
+		free(f->cap[i].data);
+	f->ncap = 0;
+}
+
+/* Closes (if needed) and frees the fake; the engine conn must be gone. */
+static __attribute__((unused)) void fx_disconnect(struct fake *f)
+{
+	if (!f->closed)
+		iscsi_conn_xport_failed(f->conn, 0);
+	fx_pump(f);
+	assert_true(f->closed);
+	fx_free_caps(f);
+	free(f);
+	assert_int_equal(fx_ir()->nconns, 0);
+}
+
+/* Hands one PDU to the engine as the TCP transport would. */
+static __attribute__((unused)) void fx_recv(struct fake *f, const uint8_t *bhs, const void *data, uint32_t len)
+{
+	struct iscsi_pdu *p;
+	int rc;
+
+	assert_false(f->closed);
+	rc = iscsi_pdu_check_header(bhs, f->xc.max_recv_dsl);
+	if (rc < 0) {
+		iscsi_conn_xport_failed(f->conn, -EPROTO);
+		return;
+	}
+	p = iscsi_pdu_alloc(f->conn);
+	assert_non_null(p);
+	memcpy(p->bhs, bhs, ISCSI_BHS_LEN);
+	p->data_len = len;
+	if (len) {
+		p->data = mem_alloc(f->xc.pool, ISCSI_PAD(len));
+		assert_non_null(p->data);
+		p->data_owned = true;
+		memcpy(p->data, data, len);
+	}
+	iscsi_conn_recv(f->conn, p, rc);
+}
+
+/* key=value\0 text from a NULL-terminated list of "key=value" strings. */
+static __attribute__((unused)) uint32_t fx_text(char *buf, size_t cap, ...)
+{
+	va_list ap;
+	uint32_t len = 0;
+	const char *s;
+
+	va_start(ap, cap);
+	while ((s = va_arg(ap, const char *))) {
+		size_t l = strlen(s) + 1;
+
+		assert_true(len + l <= cap);
+		memcpy(buf + len, s, l);
+		len += (uint32_t)l;
+	}
+	va_end(ap);
+	return len;
+}
+
+/* Value of key in a captured text data segment, or NULL. */
+static __attribute__((unused)) const char *fx_key(const struct cap *c, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (uint32_t off = 0; off < c->len;) {
+		const char *kv = (const char *)c->data + off;
+		size_t l = strnlen(kv, c->len - off);
+
+		if (l > kl && strncmp(kv, key, kl) == 0 && kv[kl] == '=')
+			return kv + kl + 1;
+		off += (uint32_t)l + 1;
+	}
+	return NULL;
+}
+
+static __attribute__((unused)) void fx_login_bhs(struct fake *f, uint8_t *bhs, uint8_t flags, uint16_t tsih,
+			 uint32_t dlen)
+{
+	memset(bhs, 0, ISCSI_BHS_LEN);
+	bhs[0] = ISCSI_OP_LOGIN_REQ | ISCSI_FLAG_IMMEDIATE;
+	bhs[1] = flags;
+	put_be24(bhs + BHS_DLEN, dlen);
+	bhs[8] = 0x80;                  /* ISID: random type */
+	bhs[13] = 0x01;
+	put_be16(bhs + BHS_TSIH, tsih);
+	put_be32(bhs + BHS_ITT, f->itt);
+	put_be16(bhs + BHS_TTT, 1);     /* CID */
+	put_be32(bhs + BHS_CMDSN, f->cmdsn);
+	put_be32(bhs + BHS_EXPSTATSN, f->expstatsn);
+}
+
+/* Sends one login request; returns the captured response (last PDU). */
+static __attribute__((unused)) const struct cap *fx_login_step(struct fake *f, uint8_t flags, const char *text,
+				       uint32_t len)
+{
+	uint8_t bhs[ISCSI_BHS_LEN];
+	unsigned before = f->ncap;
+
+	fx_login_bhs(f, bhs, flags, 0, len);
+	fx_recv(f, bhs, text, len);
+	fx_pump(f);
+	assert_int_equal(f->ncap, before + 1);
+	f->expstatsn = get_be32(f->cap[f->ncap - 1].bhs + BHS_STATSN) + 1;
+	return &f->cap[f->ncap - 1];
+}
+
+static __attribute__((unused)) uint16_t fx_status(const struct cap *c)
+{
+	return (uint16_t)(c->bhs[36] << 8 | c->bhs[37]);
+}
+
+#define STAGE(csg, nsg, t) ((uint8_t)((t ? ISCSI_LOGIN_TRANSIT : 0) | (csg) << 2 | (nsg)))
+
+/* Full login of a normal session with extra operational keys. */
+static __attribute__((unused)) struct fake *fx_login_normal(const char *const *op_keys)
+{
+	struct fake *f = fx_connect();
+	char text[4096];
+	uint32_t len;
+	const struct cap *c;
+
+	len = fx_text(text, sizeof(text), "InitiatorName=" FX_INIT, "TargetName=" FX_TARGET,
+		      "SessionType=Normal", "AuthMethod=None", NULL);
+	c = fx_login_step(f, STAGE(0, 1, 1), text, len);
+	assert_int_equal(fx_status(c), 0);
+	len = 0;
+	for (int i = 0; op_keys && op_keys[i]; i++) {
+		size_t l = strlen(op_keys[i]) + 1;
+
+		memcpy(text + len, op_keys[i], l);
+		len += (uint32_t)l;
+	}
+	for (int round = 0; round < 3; round++) {
+		c = fx_login_step(f, STAGE(1, 3, 1), text, len);
+		assert_int_equal(fx_status(c), 0);
+		if (c->bhs[1] & ISCSI_LOGIN_TRANSIT)
+			break;
+		/* The target made offers: accept them as they are. */
+		len = 0;
+		for (uint32_t off = 0; off < c->len;) {
+			const char *kv = (const char *)c->data + off;
+			size_t l = strnlen(kv, c->len - off) + 1;
+
+			if (strncmp(kv, "MaxRecvDataSegmentLength=", 25) != 0) {
+				memcpy(text + len, kv, l);
+				len += (uint32_t)l;
+			}
+			off += (uint32_t)l;
+		}
+	}
+	assert_true(c->bhs[1] & ISCSI_LOGIN_TRANSIT);
+	assert_int_equal(ISCSI_LOGIN_NSG(c->bhs[1]), ISCSI_STAGE_FULL);
+	assert_int_not_equal(get_be16(c->bhs + BHS_TSIH), 0);
+	assert_int_equal(f->conn->state, CONN_FULL);
+	f->cmdsn = get_be32(c->bhs + BHS_EXPCMDSN);
+	fx_free_caps(f);
+	return f;
+}
+
+static int fx_setup(void **state)
+{
+	struct reactor_opts ro = { .ncores = 1, .cores = { -1 }, .mode = POLL_SLEEP,
+				   .mem_limit = 64u << 20, .no_hugepages = true };
+	struct bdev_opts bo = { .type = BDEV_TYPE_RAM, .path = "fx", .size = FX_LUN_SIZE,
+				.block_size = 512 };
+	struct scsi_lu_opts lo = { .lun = 1, .vendor = "LICH", .product = "TEST",
+				   .revision = "0001", .write_cache = true };
+	struct iscsi_opts io;
+	struct scsi_target *st;
+
+	(void)state;
+	log_init(getenv("FX_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, 0);
+	assert_int_equal(reactors_init(&ro), 0);
+	iscsi_opts_default(&io);
+	io.nop_interval = 5;
+	io.nop_timeout = 5;
+	assert_int_equal(iscsi_init(&io), 0);
+	assert_int_equal(bdev_open(&bo, &fx_g.bdev), 0);
+	st = scsi_target_create(FX_TARGET, 1);
+	assert_non_null(st);
+	lo.bdev = fx_g.bdev;
+	assert_int_equal(scsi_target_add_lu(st, &lo), 0);
+	assert_int_equal(iscsi_target_add(st, NULL, NULL, NULL), 0);
+	/* A target only another initiator may see. */
+	st = scsi_target_create(FX_HIDDEN, 1);
+	assert_non_null(st);
+	fx_g.hidden_names[0] = "iqn.2024-01.org.lich:someone-else";
+	fx_g.hidden_conf.name = FX_HIDDEN;
+	fx_g.hidden_conf.initiator_names = fx_g.hidden_names;
+	fx_g.hidden_conf.n_initiator_names = 1;
+	assert_int_equal(iscsi_target_add(st, &fx_g.hidden_conf, NULL, NULL), 0);
+	assert_int_equal(iscsi_reactor_start(reactor_get(0)), 0);
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	(void)state;
+	iscsi_fini();
+	bdev_close(fx_g.bdev);
+	reactors_fini();
+	return 0;
+}
+
+#endif

@@ -2,7 +2,8 @@
 #   make              build lichd (build/lichd)
 #   make check        unit + integration tests
 #   make check-asan   the same under AddressSanitizer + UBSan (build-asan/)
-#   make check-all    both, with one closing "N passed, N failed" line
+#   make check-vm     tests with a real Linux initiator in a QEMU guest (SKIP_VM=1 skips)
+#   make check-all    all of them, with one closing "N passed, N failed" line
 CC      ?= gcc
 BUILD   ?= build
 PKGS    := libibverbs librdmacm numa liburing
@@ -18,6 +19,8 @@ LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# the sanitizer build also turns on the debug-only consistency checks
+SAN_DEFS := -DLICH_DEBUG
 
 LIB_SRCS  := $(sort $(wildcard src/*/*.c))
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
@@ -28,7 +31,7 @@ TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_SRCS := $(sort $(wildcard tests/bench/*.c))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all check check-asan check-all tests bench clean deps-check
+.PHONY: all check check-asan check-vm check-all tests bench clean deps-check
 all: deps-check $(BINS)
 
 deps-check:
@@ -62,9 +65,12 @@ bench: all $(BENCH_BINS)
 check: tests
 	@tests/run $(BUILD)
 
+check-vm: all
+	@tests/vm/run-tests $(BUILD)
+
 check-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" check
+	  EXTRA_CFLAGS="$(SAN) $(SAN_DEFS)" EXTRA_LDFLAGS="$(SAN)" check
 
 check-all:
 	@rm -f build/.results build-asan/.results

@@ -426,10 +426,11 @@ static void start_reactor(struct reactor *r, void *arg)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lichd [-c FILE] [-d] [--check]\n"
+		"usage: lichd [-c FILE] [-d] [-s] [--check]\n"
 		"  -c, --config FILE   targets.conf to use (default " DEFAULT_CONF ")\n"
 		"      --check         validate FILE and its backing stores, then exit\n"
 		"  -d, --debug         log at debug level\n"
+		"  -s, --syslog        log to syslog (daemon facility) instead of stderr\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this help\n");
 }
@@ -440,6 +441,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "syslog", no_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -448,14 +450,15 @@ int main(int argc, char **argv)
 	struct iscsi_opts io;
 	bool check = false;
 	char err[512];
-	int c, rc;
+	int c, rc, use_syslog = 0;
 
 	d.conf_path = DEFAULT_CONF;
-	while ((c = getopt_long(argc, argv, "c:dVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dsVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': d.conf_path = optarg; break;
 		case 'k': check = true; break;
 		case 'd': d.debug = true; break;
+		case 's': use_syslog = 1; break;
 		case 'V': printf("lichd %s\n", LICH_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -465,7 +468,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	log_init(d.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	log_init(d.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, use_syslog);
 	rc = conf_load(d.conf_path, &d.cfg, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "%s\n", err);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 10-basic.sh — lichd end to end with libiscsi's tools and qemu-img on
-# 127.0.0.1: discovery and LUN listing, INQUIRY, READ CAPACITY, a 64 MiB image
+# 127.0.0.1: discovery and LUN listing, INQUIRY, READ CAPACITY, a 256 MiB image
 # copied in and out of a RAM LUN and a file LUN, garbage clients, a client
 # killed mid-I/O, SIGHUP reload, SIGTERM, and --check.
 # Prints PASS:/FAIL: per case; always kills lichd on exit.
@@ -26,7 +26,7 @@ PORT=$(free_port)
 IQN=iqn.2024-01.org.lich:basic
 IQN2=iqn.2024-01.org.lich:added
 URL=iscsi://127.0.0.1:$PORT
-truncate -s 64M "$tmp/disk.img"
+truncate -s 256M "$tmp/disk.img"
 # IPv6 loopback too, when the machine has it.
 V6=
 python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null &&
@@ -41,7 +41,7 @@ nop-interval 5
 <target $IQN>
     <backing-store ram:basic1>
         bs-type ram
-        size 64M
+        size 256M
         lun 1
     </backing-store>
     <backing-store $tmp/disk.img>
@@ -84,22 +84,22 @@ pass "lichd listens on 127.0.0.1:$PORT"
 ls_out=$(timeout 20 iscsi-ls -s "$URL" 2>&1)
 check "iscsi-ls lists the target" grep -q "Target:$IQN Portal:127.0.0.1:$PORT,1" <<<"$ls_out"
 check "iscsi-ls lists both LUNs with sizes" \
-	test "$(grep -cE '^Lun:[12] +Type:DIRECT_ACCESS \(Size:6[34]M\)' <<<"$ls_out")" -eq 2
+	test "$(grep -cE '^Lun:[12] +Type:DIRECT_ACCESS \(Size:25[56]M\)' <<<"$ls_out")" -eq 2
 inq=$(timeout 20 iscsi-inq "$URL/$IQN/1" 2>&1)
 check "iscsi-inq reads the standard INQUIRY" grep -q "^Vendor:LICH" <<<"$inq"
 cap=$(timeout 20 iscsi-readcapacity16 "$URL/$IQN/1" 2>&1)
-check "iscsi-readcapacity16 reports 64 MiB" grep -q "^Total size:67108864" <<<"$cap"
+check "iscsi-readcapacity16 reports 256 MiB" grep -q "^Total size:268435456" <<<"$cap"
 
 # ---- data round trips ----
-head -c 64M /dev/urandom >"$tmp/rand.img"
+head -c 256M /dev/urandom >"$tmp/rand.img"
 for lun in 1 2; do
 	rm -f "$tmp/back.img"
 	if timeout 120 qemu-img convert -O raw "$tmp/rand.img" "$URL/$IQN/$lun" &&
 	   timeout 120 qemu-img convert -O raw "$URL/$IQN/$lun" "$tmp/back.img" &&
 	   cmp -s "$tmp/rand.img" "$tmp/back.img"; then
-		pass "qemu-img round trip of 64 MiB through LUN $lun"
+		pass "qemu-img round trip of 256 MiB through LUN $lun"
 	else
-		fail "qemu-img round trip of 64 MiB through LUN $lun"
+		fail "qemu-img round trip of 256 MiB through LUN $lun"
 	fi
 done
 check "the file LUN holds what was written" cmp -s "$tmp/rand.img" "$tmp/disk.img"

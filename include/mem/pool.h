@@ -20,13 +20,20 @@
  * otherwise have to map a chunk or fail, and in mem_pool_trim().
  *
  * Addresses map to their chunk in O(1) (chunks are 2 MiB aligned; a small open
- * addressed table keyed by addr >> 21), so free needs no size and the RDMA
- * registration handle of any byte of pool memory is one lookup.
+ * addressed table keyed by addr >> 21), so free needs no size and the
+ * registration handle (RDMA memory region, io_uring fixed buffer) of any byte
+ * of pool memory is one lookup.
  *
- * Registration hook: mem_pool_set_reg() registers every mapped chunk now and
- * every chunk mapped later, once each, and unregisters them when the pool is
- * destroyed. A chunk whose registration fails is unmapped and the allocation
- * that wanted it fails.
+ * Registrations: up to MEM_POOL_MAX_REGS hooks per pool (e.g. the reactor's
+ * io_uring fixed-buffer table and an RDMA protection domain), each with its own
+ * id. mem_pool_add_reg() registers every mapped chunk with the new hook now and
+ * every chunk mapped later with every hook, once each; a chunk is unregistered
+ * from each hook (newest first) when it is unmapped (mem_pool_trim), when its
+ * hook is removed (mem_pool_del_reg) and when the pool is destroyed. A chunk
+ * that any hook refuses is unmapped and the allocation that wanted it fails; a
+ * hook for which registration is only an optimisation (io_uring) should
+ * therefore succeed with a NULL handle rather than fail. Hooks run on the
+ * pool's thread and must not allocate from or change the pool.
  *
  * General allocations: mem_alloc() serves sizes up to SLAB_MAX_OBJ from the
  * pool's size-classed slab caches (64 B .. 2 KiB, powers of two) and larger ones
@@ -51,11 +58,15 @@ struct mem_pool_opts {
 };
 
 struct mem_reg_ops {
-	/* Returns 0 and sets *handle, or -errno. */
+	/* Registers one chunk (addr 2 MiB aligned, len 2 MiB). Returns 0 and sets
+	 * *handle, or -errno. A NULL handle is allowed but reads back as "not
+	 * registered" from mem_pool_reg_handle_id(). */
 	int (*reg)(void *ctx, void *addr, size_t len, void **handle);
 	void (*unreg)(void *ctx, void *handle);
 	void *ctx;
 };
+
+#define MEM_POOL_MAX_REGS 4   /* registration hooks per pool */
 
 struct mem_pool_stats {
 	size_t chunks;              /* chunks mapped now */
@@ -97,9 +108,17 @@ size_t mem_usable_size(struct mem_pool *p, const void *addr);
 
 /* True if addr lies in one of this pool's chunks. */
 bool mem_pool_owns(const struct mem_pool *p, const void *addr);
-int mem_pool_set_reg(struct mem_pool *p, const struct mem_reg_ops *ops);
-/* Registration handle of the chunk holding addr (NULL if none / not registered). */
-void *mem_pool_reg_handle(const struct mem_pool *p, const void *addr);
+/* Installs a registration hook (ops is copied) and registers every mapped
+ * chunk with it; sets *id (0 .. MEM_POOL_MAX_REGS - 1, the lowest free). All or
+ * nothing: if a chunk's registration fails, those done are unregistered and
+ * its error returned. -EINVAL: ops or a callback missing; -EBUSY: every id in
+ * use. (Replaces mem_pool_set_reg(), which allowed one hook.) */
+int mem_pool_add_reg(struct mem_pool *p, const struct mem_reg_ops *ops, unsigned *id);
+/* Unregisters every chunk from hook id and frees the id; -ENOENT if not in use. */
+int mem_pool_del_reg(struct mem_pool *p, unsigned id);
+/* Handle from hook id of the chunk holding addr: NULL if addr is not pool
+ * memory or that chunk is not registered with id. O(1); for the data path. */
+void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id, const void *addr);
 
 void mem_pool_get_stats(const struct mem_pool *p, struct mem_pool_stats *out);
 /* Writes a human readable multi-line report (pool + every slab cache). */
@@ -121,10 +140,11 @@ void mem_pool_free_slab(struct mem_pool *p, void *block);
  * addresses outside the pool. O(1). */
 struct slab_cache *mem_pool_page_owner(const struct mem_pool *p, const void *addr);
 
-/* The addr -> chunk table itself, so slab_free() can inline the lookup above
- * (it is on the hot path of every free). Open addressing with linear probing,
- * key addr >> 21, Fibonacci hashing; a slot with owner == NULL is empty. The
- * table struct lives as long as its pool; its slots move when it grows. */
+/* The addr -> chunk table itself, so slab_free_checked() can inline the lookup
+ * above (it is on the path of every checked free). Open addressing with linear
+ * probing, key addr >> 21, Fibonacci hashing; a slot with owner == NULL is
+ * empty. The table struct lives as long as its pool; its slots move when it
+ * grows. */
 struct mem_chunk_slot {
 	uintptr_t key;
 	struct slab_cache **owner;      /* the chunk's per-page owner array */

@@ -3,7 +3,8 @@
  *
  * Layout:
  *   - every chunk has an out-of-band descriptor (struct chunk): its buddy, its
- *     registration handle, whether it is hugepage backed, and a per-page owner
+ *     handle for each registration (reg_mask says which are set), whether it is
+ *     hugepage backed, and a per-page owner
  *     (the slab cache that owns the page, NULL for raw page blocks);
  *   - a table keyed by addr >> 21 finds a chunk from any address in O(1);
  *   - chunks sit on one of NR_LISTS lists by their largest free order, and a
@@ -65,12 +66,14 @@ _Static_assert(SLAB_MAX_OBJ == 1 << (CLASS_MIN_SHIFT + NR_CLASSES - 1), "classes
 struct chunk {
 	struct slab_cache *owner[BUDDY_PAGES];   /* first: the table points here */
 	struct buddy buddy;
-	uint64_t cached[BUDDY_PAGES / 64];       /* bit i: block at page i is in a page magazine */
+	/* 1: the block at this page is parked in a page magazine. Bytes, not
+	 * bits: plain stores, no read-modify-write chaining alloc to free. */
+	uint8_t cached[BUDDY_PAGES];
 	struct chunk *next, *prev;       /* on pool->lists[list] */
 	unsigned list;
 	bool hugepage;
-	bool registered;
-	void *reg_handle;
+	uint8_t reg_mask;                /* bit id: registered with regs[id] */
+	void *reg_handle[MEM_POOL_MAX_REGS];
 };
 _Static_assert(offsetof(struct chunk, owner) == 0, "table slots point at owner[]");
 _Static_assert(BUDDY_PAGE_SHIFT == 12 && BUDDY_PAGES == 512, "inline lookup in pool.h");
@@ -93,14 +96,13 @@ struct mem_pool {
 	int numa_node;                   /* -1: not bound */
 	bool no_hugepages;
 
-	bool has_reg;
-	struct mem_reg_ops reg;
+	uint8_t reg_used;                /* bit id: regs[id] is installed */
+	struct mem_reg_ops regs[MEM_POOL_MAX_REGS];
 
 	struct slab_cache *classes[NR_CLASSES];
 	struct slab_cache *caches;       /* every cache of this pool, linked by slab.c */
 
 	struct page_mag pmag[PMAG_ORDERS];
-	size_t page_cached_bytes;        /* in pmag[] */
 
 	size_t page_bytes_in_use, page_high_water;
 	uint64_t page_allocs, failed_allocs;
@@ -376,25 +378,51 @@ static struct chunk *chunk_for_order(const struct mem_pool *p, unsigned order)
 
 /* ---------- chunk life cycle ---------- */
 
-static int chunk_register(struct mem_pool *p, struct chunk *c)
+_Static_assert(MEM_POOL_MAX_REGS <= 8, "reg_mask is 8 bits");
+
+static int chunk_register(struct mem_pool *p, struct chunk *c, unsigned id)
 {
+	const struct mem_reg_ops *ops = &p->regs[id];
 	void *h = NULL;
-	int r = p->reg.reg(p->reg.ctx, c->buddy.base, CHUNK_SIZE, &h);
+	int r = ops->reg(ops->ctx, c->buddy.base, CHUNK_SIZE, &h);
 
 	if (r < 0)
 		return r;
-	c->reg_handle = h;
-	c->registered = true;
+	c->reg_handle[id] = h;
+	c->reg_mask |= (uint8_t)(1u << id);
 	return 0;
 }
 
-static void chunk_unregister(struct mem_pool *p, struct chunk *c)
+static void chunk_unregister(struct mem_pool *p, struct chunk *c, unsigned id)
 {
-	if (!c->registered)
+	const struct mem_reg_ops *ops = &p->regs[id];
+
+	if (!(c->reg_mask & (1u << id)))
 		return;
-	p->reg.unreg(p->reg.ctx, c->reg_handle);
-	c->registered = false;
-	c->reg_handle = NULL;
+	c->reg_mask &= (uint8_t)~(1u << id);
+	ops->unreg(ops->ctx, c->reg_handle[id]);
+	c->reg_handle[id] = NULL;
+}
+
+/* Newest registration first: the reverse of chunk_register_all. */
+static void chunk_unregister_all(struct mem_pool *p, struct chunk *c)
+{
+	for (unsigned id = MEM_POOL_MAX_REGS; id-- > 0;)
+		chunk_unregister(p, c, id);
+}
+
+/* With every installed registration, or (on failure) with none. */
+static int chunk_register_all(struct mem_pool *p, struct chunk *c)
+{
+	for (unsigned id = 0; id < MEM_POOL_MAX_REGS; id++) {
+		int r = p->reg_used & (1u << id) ? chunk_register(p, c, id) : 0;
+
+		if (r < 0) {
+			chunk_unregister_all(p, c);
+			return r;
+		}
+	}
+	return 0;
 }
 
 /* Maps, registers and lists one more chunk; NULL if the limit, mmap, or the
@@ -414,15 +442,12 @@ static struct chunk *chunk_new(struct mem_pool *p)
 	buddy_init(&c->buddy, base);
 	if (tab_insert(p, c) < 0)
 		goto fail_unmap;
-	if (p->has_reg) {
-		int r = chunk_register(p, c);
+	int r = chunk_register_all(p, c);
 
-		if (r < 0) {
-			log_warn("mem pool %s: registering new chunk failed: %s",
-				 p->name, strerror(-r));
-			tab_remove(p, c);
-			goto fail_unmap;
-		}
+	if (r < 0) {
+		log_warn("mem pool %s: registering new chunk failed: %s", p->name, strerror(-r));
+		tab_remove(p, c);
+		goto fail_unmap;
 	}
 	list_add(p, c, FREE_LIST);
 	p->chunks++;
@@ -440,7 +465,7 @@ static void chunk_release(struct mem_pool *p, struct chunk *c)
 {
 	list_del(p, c);
 	tab_remove(p, c);
-	chunk_unregister(p, c);
+	chunk_unregister_all(p, c);
 	munmap(c->buddy.base, CHUNK_SIZE);
 	p->chunks--;
 	p->hugepage_chunks -= c->hugepage;
@@ -555,59 +580,96 @@ bool mem_pool_owns(const struct mem_pool *p, const void *addr)
 	return chunk_of(p, addr) != NULL;
 }
 
-void *mem_pool_reg_handle(const struct mem_pool *p, const void *addr)
-{
-	const struct chunk *c = chunk_of(p, addr);
+/* ---------- registrations ---------- */
 
-	return c && c->registered ? c->reg_handle : NULL;
+/* The chunk in table slot i, or NULL. */
+static struct chunk *chunk_at(const struct mem_pool *p, size_t i)
+{
+	return p->tab.slots[i].owner ? slot_chunk(&p->tab.slots[i]) : NULL;
 }
 
-static void unregister_all(struct mem_pool *p)
+static void unregister_id(struct mem_pool *p, unsigned id)
 {
-	for (size_t i = 0; i <= tab_mask(p); i++)
-		if (p->tab.slots[i].owner)
-			chunk_unregister(p, slot_chunk(&p->tab.slots[i]));
-}
-
-int mem_pool_set_reg(struct mem_pool *p, const struct mem_reg_ops *ops)
-{
-	if (!ops || !ops->reg || !ops->unreg)
-		return -EINVAL;
-	if (p->has_reg)
-		return -EBUSY;
-	p->reg = *ops;
-	p->has_reg = true;
 	for (size_t i = 0; i <= tab_mask(p); i++) {
-		const struct mem_chunk_slot *s = &p->tab.slots[i];
-		int r = s->owner ? chunk_register(p, slot_chunk(s)) : 0;
+		struct chunk *c = chunk_at(p, i);
+
+		if (c)
+			chunk_unregister(p, c, id);
+	}
+}
+
+int mem_pool_add_reg(struct mem_pool *p, const struct mem_reg_ops *ops, unsigned *id)
+{
+	unsigned free_ids = ~(unsigned)p->reg_used & ((1u << MEM_POOL_MAX_REGS) - 1);
+
+	if (!ops || !ops->reg || !ops->unreg || !id)
+		return -EINVAL;
+	if (!free_ids)
+		return -EBUSY;
+	unsigned k = (unsigned)__builtin_ctz(free_ids);
+
+	p->regs[k] = *ops;
+	p->reg_used |= (uint8_t)(1u << k);
+	for (size_t i = 0; i <= tab_mask(p); i++) {
+		struct chunk *c = chunk_at(p, i);
+		int r = c ? chunk_register(p, c, k) : 0;
 
 		if (r < 0) {
 			/* All or nothing: undo the chunks registered so far. */
-			unregister_all(p);
-			p->has_reg = false;
+			unregister_id(p, k);
+			p->reg_used &= (uint8_t)~(1u << k);
+			memset(&p->regs[k], 0, sizeof(p->regs[k]));
 			return r;
 		}
 	}
+	*id = k;
 	return 0;
+}
+
+int mem_pool_del_reg(struct mem_pool *p, unsigned id)
+{
+	if (id >= MEM_POOL_MAX_REGS || !(p->reg_used & (1u << id)))
+		return -ENOENT;
+	unregister_id(p, id);
+	p->reg_used &= (uint8_t)~(1u << id);
+	memset(&p->regs[id], 0, sizeof(p->regs[id]));
+	return 0;
+}
+
+void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id, const void *addr)
+{
+	const struct chunk *c = chunk_of(p, addr);
+
+	return c && id < MEM_POOL_MAX_REGS && (c->reg_mask & (1u << id)) ?
+		c->reg_handle[id] : NULL;
 }
 
 /* ---------- pages ---------- */
 
-static size_t page_index(const struct chunk *c, const void *addr)
+/* Chunks are CHUNK_SIZE aligned, so the address alone gives the page. */
+static size_t page_index(const void *addr)
 {
-	return (size_t)((const uint8_t *)addr - c->buddy.base) >> BUDDY_PAGE_SHIFT;
+	return ((uintptr_t)addr >> BUDDY_PAGE_SHIFT) & (BUDDY_PAGES - 1);
+}
+
+/* Bytes parked in the page magazines (not counted on the hot paths). */
+static size_t pmag_bytes(const struct mem_pool *p)
+{
+	size_t bytes = 0;
+
+	for (unsigned o = 0; o < PMAG_ORDERS; o++)
+		bytes += (size_t)p->pmag[o].n * BUDDY_PAGE_SIZE << o;
+	return bytes;
 }
 
 static bool is_cached(const struct chunk *c, size_t page)
 {
-	return c->cached[page / 64] >> (page % 64) & 1;
+	return c->cached[page];
 }
 
 static void set_cached(struct chunk *c, size_t page, bool on)
 {
-	uint64_t bit = 1ull << (page % 64);
-
-	c->cached[page / 64] = on ? c->cached[page / 64] | bit : c->cached[page / 64] & ~bit;
+	c->cached[page] = on;
 }
 
 /* Gives a block back to its buddy for real, merging. */
@@ -627,11 +689,10 @@ static void pmag_flush_all(struct mem_pool *p)
 			struct chunk *c = m->blk[--m->n].chunk;
 			void *addr = m->blk[m->n].addr;
 
-			set_cached(c, page_index(c, addr), false);
+			set_cached(c, page_index(addr), false);
 			buddy_return(p, c, addr);
 		}
 	}
-	p->page_cached_bytes = 0;
 }
 
 /* A free block of `order` from the buddies, mapping a chunk if none has one;
@@ -641,7 +702,7 @@ static uint8_t *buddy_take(struct mem_pool *p, unsigned order, struct chunk **ch
 {
 	struct chunk *c = chunk_for_order(p, order);
 
-	if (!c && p->page_cached_bytes) {
+	if (!c && pmag_bytes(p)) {
 		pmag_flush_all(p);
 		c = chunk_for_order(p, order);
 	}
@@ -667,8 +728,7 @@ static void *pages_alloc(struct mem_pool *p, unsigned order, struct slab_cache *
 		m->n--;
 		blk = m->blk[m->n].addr;
 		c = m->blk[m->n].chunk;
-		set_cached(c, page_index(c, blk), false);
-		p->page_cached_bytes -= bytes;
+		set_cached(c, page_index(blk), false);
 	} else {
 		blk = buddy_take(p, order, &c);
 		if (!blk) {
@@ -677,7 +737,7 @@ static void *pages_alloc(struct mem_pool *p, unsigned order, struct slab_cache *
 		}
 	}
 	if (owner) {
-		size_t first = page_index(c, blk);
+		size_t first = page_index(blk);
 
 		for (size_t i = 0; i < ((size_t)1 << order); i++)
 			c->owner[first + i] = owner;
@@ -697,7 +757,7 @@ static int pages_free(struct mem_pool *p, struct chunk *c, void *addr)
 
 	if (order < 0)
 		return order;
-	size_t first = page_index(c, addr), bytes = (size_t)BUDDY_PAGE_SIZE << order;
+	size_t first = page_index(addr), bytes = (size_t)BUDDY_PAGE_SIZE << order;
 
 	if (is_cached(c, first))
 		return -EINVAL;
@@ -713,7 +773,6 @@ static int pages_free(struct mem_pool *p, struct chunk *c, void *addr)
 		m->blk[m->n].chunk = c;
 		m->n++;
 		set_cached(c, first, true);
-		p->page_cached_bytes += bytes;
 	} else {
 		buddy_return(p, c, addr);
 	}
@@ -736,7 +795,7 @@ void mem_pool_free_pages(struct mem_pool *p, void *addr)
 		log_err("mem pool %s: free of %p, not pool memory; ignored", p->name, addr);
 		return;
 	}
-	if (c->owner[page_index(c, addr)]) {
+	if (c->owner[page_index(addr)]) {
 		log_err("mem pool %s: free_pages of slab memory %p; ignored", p->name, addr);
 		return;
 	}
@@ -826,7 +885,7 @@ void mem_free(struct mem_pool *p, void *addr)
 		log_err("mem pool %s: mem_free of %p, not pool memory; ignored", p->name, addr);
 		return;
 	}
-	struct slab_cache *owner = c->owner[page_index(c, addr)];
+	struct slab_cache *owner = c->owner[page_index(addr)];
 
 	if (owner)
 		slab_free_logged(owner, addr);   /* full checks: see mem_free() in pool.h */
@@ -840,13 +899,13 @@ size_t mem_usable_size(struct mem_pool *p, const void *addr)
 
 	if (!c)
 		return 0;
-	const struct slab_cache *owner = c->owner[page_index(c, addr)];
+	const struct slab_cache *owner = c->owner[page_index(addr)];
 
 	if (owner)
 		return slab_obj_size(owner);
 	int order = buddy_block_order(&c->buddy, addr);
 
-	if (order < 0 || is_cached(c, page_index(c, addr)))
+	if (order < 0 || is_cached(c, page_index(addr)))
 		return 0;
 	return (size_t)BUDDY_PAGE_SIZE << order;
 }
@@ -869,8 +928,8 @@ int mem_pool_check(const struct mem_pool *p)
 		if (buddy_check(&c->buddy) < 0)
 			return -EFAULT;
 		free_bytes += buddy_free_bytes(&c->buddy);
-		for (unsigned w = 0; w < BUDDY_PAGES / 64; w++)
-			marks += (size_t)__builtin_popcountll(c->cached[w]);
+		for (unsigned i = 0; i < BUDDY_PAGES; i++)
+			marks += c->cached[i] != 0;
 	}
 	for (unsigned o = 0; o < PMAG_ORDERS; o++) {
 		const struct page_mag *m = &p->pmag[o];
@@ -879,7 +938,7 @@ int mem_pool_check(const struct mem_pool *p)
 			return -EFAULT;
 		for (unsigned k = 0; k < m->n; k++) {
 			const struct chunk *c = m->blk[k].chunk;
-			size_t page = page_index(c, m->blk[k].addr);
+			size_t page = page_index(m->blk[k].addr);
 
 			if (chunk_of(p, m->blk[k].addr) != c ||
 			    buddy_block_order(&c->buddy, m->blk[k].addr) != (int)o ||
@@ -889,7 +948,7 @@ int mem_pool_check(const struct mem_pool *p)
 			entries++;
 		}
 	}
-	if (marks != entries || cached_bytes != p->page_cached_bytes)
+	if (marks != entries || cached_bytes != pmag_bytes(p))
 		return -EFAULT;
 	if (free_bytes + cached_bytes + p->page_bytes_in_use != p->chunks * CHUNK_SIZE)
 		return -EFAULT;
@@ -908,7 +967,7 @@ void mem_pool_get_stats(const struct mem_pool *p, struct mem_pool_stats *out)
 	out->page_high_water = p->page_high_water;
 	out->page_allocs = p->page_allocs;
 	out->failed_allocs = p->failed_allocs;
-	out->page_cached_bytes = p->page_cached_bytes;
+	out->page_cached_bytes = pmag_bytes(p);
 }
 
 /* Appends to buf at *off, never past len; *off stops at len - 1 on truncation. */

@@ -626,6 +626,10 @@ static void test_magazine_boundaries(void **state)
 		slab_free(c, o[--n]);
 	assert_int_equal(cstats(c).cached, cap);
 	assert_int_equal(cstats(c).in_use, n);
+	/* Double frees are caught wherever they sit in a full magazine. */
+	for (size_t i = N - 1; i >= n; i -= 3)
+		assert_int_equal(slab_free_checked(c, o[i]), -EINVAL);
+	assert_int_equal(cstats(c).cached, cap);
 	/* ...the next free flushes the oldest half first, then pushes. */
 	void *last = o[--n];
 

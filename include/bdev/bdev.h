@@ -108,8 +108,24 @@ void bdev_close(struct bdev *b);
 
 /* Creates this reactor's qp (call on the reactor's thread). depth = max I/Os in
  * flight in the kernel at once (more wait in the qp's queue; clamped to 32768).
- * r == NULL: no poller/eventfd, the caller drives bdev_qp_poll (tests). */
+ * r == NULL: no poller/eventfd, the caller drives bdev_qp_poll (tests).
+ * r != NULL: the qp attaches reactor_pool(r) as by bdev_qp_set_pool (a failure
+ * there is logged and the qp works without registered buffers). */
 struct bdev_qp *bdev_qp_create(struct reactor *r, unsigned depth);
+/* Registered buffers: attaches pool to the qp (added for the "buffers from the
+ * pool registered with io_uring" issue). The uring backend installs every
+ * chunk of the pool, now and as the pool maps more, in its ring's fixed-buffer
+ * table (through a mem_pool_add_reg hook; when the ring is made on the first
+ * uring I/O if it does not exist yet), and a READ/WRITE whose data is one
+ * segment inside one chunk then goes as READ_FIXED/WRITE_FIXED: no page
+ * pinning per I/O. Anything else (several segments, memory not from the pool)
+ * goes as before; so does everything if the kernel refuses the table (logged
+ * once). Other backends ignore the pool. pool == NULL detaches; attaching
+ * another pool detaches the previous one first. The pool must outlive the
+ * attachment (bdev_qp_destroy detaches). On the qp's thread, which must be the
+ * pool's; never from inside a bdev callback. 0, -EBUSY (the pool has no free
+ * registration id), -ENOMEM or -ECANCELED (qp being destroyed). */
+int bdev_qp_set_pool(struct bdev_qp *qp, struct mem_pool *pool);
 /* On the qp's reactor thread, never from inside a bdev callback (use
  * reactor_defer). Completes queued-but-unstarted I/O with -ECANCELED, waits for
  * (reaps) everything in the kernel (its callbacks run with their result; a
@@ -143,6 +159,10 @@ struct bdev_qp_stats {
 	/* accepted by bdev_submit; callbacks run; of which status != 0; polls that
 	 * started I/O (one io_uring_submit each); longest the queue has been */
 	uint64_t submitted, completed, errors, batches, queued_peak;
+	/* uring READ/WRITE SQEs (a short transfer's continuation counts again) that
+	 * used a registered pool buffer, and those that did not (readv/writev);
+	 * pool chunks installed in the ring's fixed-buffer table now (added) */
+	uint64_t rw_fixed, rw_plain, fixed_bufs;
 };
 void bdev_qp_get_stats(const struct bdev_qp *qp, struct bdev_qp_stats *out);
 

@@ -9,6 +9,7 @@
 #include "bdev_internal.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "mem/pool.h"
 
 static const struct bdev_backend *backend_of(enum bdev_type type)
 {
@@ -84,8 +85,24 @@ struct bdev_qp *bdev_qp_create(struct reactor *r, unsigned depth)
 			free(qp);
 			return NULL;
 		}
+		/* Registered buffers are an optimisation: without, I/O still works. */
+		struct mem_pool *pool = reactor_pool(r);
+		int rc = pool ? bdev_qp_set_pool(qp, pool) : 0;
+		if (rc < 0)
+			log_warn("bdev: no registered buffers for %s: %s",
+				 mem_pool_name(pool), strerror(-rc));
 	}
 	return qp;
+}
+
+int bdev_qp_set_pool(struct bdev_qp *qp, struct mem_pool *pool)
+{
+	if (qp->closing)
+		return -ECANCELED;
+	if (pool == qp->pool)
+		return 0;
+	bdev_uring_bufs_detach(qp);
+	return pool ? bdev_uring_bufs_attach(qp, pool) : 0;
 }
 
 /* ---- the pending queue ---- */
@@ -353,6 +370,7 @@ void bdev_qp_destroy(struct bdev_qp *qp)
 			be->qp_fini(qp, qp->state[s]);
 	}
 	drain_done(qp);
+	bdev_uring_bufs_detach(qp);
 	free(qp);
 }
 

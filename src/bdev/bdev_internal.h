@@ -27,6 +27,8 @@
 
 struct reactor;
 struct poller;
+struct mem_pool;
+struct uring_bufs;
 
 /* bdev_qp_create clamps depth to this (io_uring's largest SQ). */
 #define BDEV_QP_MAX_DEPTH 32768
@@ -76,6 +78,8 @@ struct bdev_qp {
 	struct bdev_io *done_head, *done_tail;
 	bool ready[BDEV_BACKEND_MAX]; /* qp_init done for that backend */
 	void *state[BDEV_BACKEND_MAX];
+	struct mem_pool *pool;        /* bdev_qp_set_pool; NULL: none */
+	struct uring_bufs *ubufs;     /* uring's registration of pool (bdev_uring.c) */
 	struct bdev_qp_stats stats;
 };
 
@@ -89,5 +93,11 @@ void bdev_io_done_later(struct bdev_qp *qp, struct bdev_io *io, int status);
 void bdev_io_retry(struct bdev_qp *qp, struct bdev_io *io);
 /* Records n more bytes transferred: done_bytes, iov_idx, iov_off. */
 void bdev_io_advance(struct bdev_io *io, uint64_t n);
+
+/* bdev_uring.c: registers pool's chunks as the qp's ring's fixed buffers (the
+ * ring's table is made now if the ring exists, else when it is) and sets
+ * qp->pool and qp->ubufs; detach undoes it (qp->pool, qp->ubufs = NULL). */
+int bdev_uring_bufs_attach(struct bdev_qp *qp, struct mem_pool *pool);
+void bdev_uring_bufs_detach(struct bdev_qp *qp);
 
 #endif

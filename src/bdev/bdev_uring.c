@@ -13,8 +13,19 @@
  * needs an alignment larger than the exported block size; then buffered I/O,
  * logged once at info. bdev->direct tells which.
  *
+ * Registered buffers: when the qp has a pool (bdev_qp_set_pool), every chunk
+ * of it gets a slot in the ring's fixed-buffer table, through a pool
+ * registration hook: chunks mapped before the ring exists are installed when
+ * it is made, later ones when the pool maps them, and a chunk the pool unmaps
+ * leaves its slot. Registration is only an optimisation, so the hook never
+ * refuses a chunk (which would fail the pool's allocation): when there is no
+ * slot, no table, or the kernel refuses, the chunk simply is not installed and
+ * I/O on it goes the plain way.
+ *
  * Operations:
- *   READ/WRITE    readv/writev (RWF_DSYNC when fua). A short transfer goes back
+ *   READ/WRITE    one segment inside an installed chunk: READ_FIXED/WRITE_FIXED
+ *                 with that chunk's slot; otherwise readv/writev (RWF_DSYNC when
+ *                 fua, either way). A short transfer goes back
  *                 to the queue and the rest is submitted on the next poll; when it
  *                 stopped inside an iovec, that iovec's rest goes alone first (no
  *                 copy of the caller's array needed). 0 bytes moved = -EIO (EOF).
@@ -58,8 +69,11 @@
 #include "bdev_internal.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "mem/buddy.h"
+#include "mem/pool.h"
 
 #define URING_FIXED_SLOTS 256
+#define URING_MAX_BUFS    16384            /* the kernel's IORING_MAX_REG_BUFFERS */
 #define URING_ZERO_CHUNK  (64u * 1024)     /* zero buffer; x BDEV_IO_MAX_IOV per SQE */
 #define URING_REAP_BATCH  64
 
@@ -293,6 +307,188 @@ static void uring_close(struct bdev *b)
 	free(ub);
 }
 
+/* ---- registered buffers: the qp's pool chunks in the ring's buffer table ---- */
+
+/* Lives from bdev_uring_bufs_attach to _detach, independent of the ring (which
+ * may be made later, or never). Slot s holds chunk slot[s] (iov_base NULL:
+ * free); the pool keeps s + 1 as the chunk's handle, so finding the slot of a
+ * buffer is one pool lookup. */
+struct uring_bufs {
+	struct bdev_qp *qp;
+	struct mem_pool *pool;
+	unsigned reg_id;            /* our hook's id on the pool */
+	unsigned nslots;
+	unsigned nfree;
+	unsigned *free;             /* stack of free slot numbers */
+	struct iovec *slot;
+	bool *live;                 /* slot installed in ring's table */
+	struct io_uring *ring;      /* table registered on it; NULL: none */
+	bool warned;                /* an install failure was logged */
+};
+
+/* Puts slot s's chunk into the ring's table; on failure it stays out (plain
+ * I/O for that chunk). */
+static void slot_install(struct uring_bufs *ub, unsigned s)
+{
+	int rc = io_uring_register_buffers_update_tag(ub->ring, s, &ub->slot[s], NULL, 1);
+	if (rc == 1) {
+		ub->live[s] = true;
+		ub->qp->stats.fixed_bufs++;
+		return;
+	}
+	if (!ub->warned)
+		log_warn("bdev: cannot register a pool chunk with io_uring (%s): plain I/O on it"
+			 " (RLIMIT_MEMLOCK?)", strerror(rc < 0 ? -rc : EIO));
+	ub->warned = true;
+}
+
+static void slot_remove(struct uring_bufs *ub, unsigned s)
+{
+	if (!ub->live[s])
+		return;
+	/* An empty iovec clears the slot; an I/O still using the old buffer keeps
+	 * the kernel's reference to it until it completes. */
+	struct iovec none = { NULL, 0 };
+	int rc = io_uring_register_buffers_update_tag(ub->ring, s, &none, NULL, 1);
+	if (rc != 1)
+		log_warn("bdev: cannot clear registered buffer %u: %s", s,
+			 strerror(rc < 0 ? -rc : EIO));
+	ub->live[s] = false;
+	ub->qp->stats.fixed_bufs--;
+}
+
+/* Pool hook: a chunk was mapped (or the hook added). Never fails: see top. */
+static int bufs_reg(void *ctx, void *addr, size_t len, void **handle)
+{
+	struct uring_bufs *ub = ctx;
+	*handle = NULL;
+	if (ub->nfree == 0)
+		return 0;
+	unsigned s = ub->free[--ub->nfree];
+	ub->slot[s] = (struct iovec){ addr, len };
+	if (ub->ring)
+		slot_install(ub, s);
+	*handle = (void *)(uintptr_t)(s + 1);
+	return 0;
+}
+
+/* Pool hook: the chunk is about to be unmapped (or the hook removed). */
+static void bufs_unreg(void *ctx, void *handle)
+{
+	struct uring_bufs *ub = ctx;
+	if (!handle)
+		return;
+	unsigned s = (unsigned)((uintptr_t)handle - 1);
+	slot_remove(ub, s);
+	ub->slot[s] = (struct iovec){ NULL, 0 };
+	ub->free[ub->nfree++] = s;
+}
+
+/* Gives ring a table with a slot per chunk the pool can map, and installs the
+ * chunks it has mapped so far. */
+static void bufs_ring_attach(struct uring_bufs *ub, struct io_uring *ring)
+{
+	int rc = io_uring_register_buffers_sparse(ring, ub->nslots);
+	if (rc < 0) {
+		log_info("bdev: io_uring registered buffers unavailable (%s): plain reads "
+			 "and writes", strerror(-rc));
+		return;
+	}
+	ub->ring = ring;
+	for (unsigned s = 0; s < ub->nslots; s++)
+		if (ub->slot[s].iov_base)
+			slot_install(ub, s);
+}
+
+static void bufs_ring_detach(struct uring_bufs *ub)
+{
+	if (!ub->ring)
+		return;
+	/* Unpins every chunk at once; the slots stay assigned, for a next ring. */
+	int rc = io_uring_unregister_buffers(ub->ring);
+	if (rc < 0)
+		log_warn("bdev: io_uring_unregister_buffers: %s", strerror(-rc));
+	memset(ub->live, 0, ub->nslots * sizeof(*ub->live));
+	ub->qp->stats.fixed_bufs = 0;
+	ub->ring = NULL;
+}
+
+static void bufs_free(struct uring_bufs *ub)
+{
+	free(ub->free);
+	free(ub->slot);
+	free(ub->live);
+	free(ub);
+}
+
+int bdev_uring_bufs_attach(struct bdev_qp *qp, struct mem_pool *pool)
+{
+	struct mem_pool_stats ps;
+	mem_pool_get_stats(pool, &ps);
+	size_t chunks = ps.limit / BUDDY_CHUNK_SIZE;
+	struct uring_bufs *ub = calloc(1, sizeof(*ub));
+	if (!ub)
+		return -ENOMEM;
+	ub->qp = qp;
+	ub->pool = pool;
+	ub->nslots = chunks < 1 ? 1 : chunks > URING_MAX_BUFS ? URING_MAX_BUFS : (unsigned)chunks;
+	ub->free = calloc(ub->nslots, sizeof(*ub->free));
+	ub->slot = calloc(ub->nslots, sizeof(*ub->slot));
+	ub->live = calloc(ub->nslots, sizeof(*ub->live));
+	if (!ub->free || !ub->slot || !ub->live) {
+		bufs_free(ub);
+		return -ENOMEM;
+	}
+	/* Lowest slots first: the stack pops from the end. */
+	for (unsigned s = 0; s < ub->nslots; s++)
+		ub->free[s] = ub->nslots - 1 - s;
+	ub->nfree = ub->nslots;
+	struct mem_reg_ops ops = { bufs_reg, bufs_unreg, ub };
+	int rc = mem_pool_add_reg(pool, &ops, &ub->reg_id);
+	if (rc < 0) {
+		bufs_free(ub);
+		return rc;
+	}
+	qp->pool = pool;
+	qp->ubufs = ub;
+	if (qp->ready[BDEV_TYPE_URING]) {
+		struct uring_qp *uq = qp->state[BDEV_TYPE_URING];
+		bufs_ring_attach(ub, &uq->ring);
+	}
+	return 0;
+}
+
+void bdev_uring_bufs_detach(struct bdev_qp *qp)
+{
+	struct uring_bufs *ub = qp->ubufs;
+	if (!ub)
+		return;
+	bufs_ring_detach(ub);
+	mem_pool_del_reg(ub->pool, ub->reg_id);   /* slots freed, no syscalls: no ring */
+	bufs_free(ub);
+	qp->ubufs = NULL;
+	qp->pool = NULL;
+}
+
+/* Buffer table slot for [p, p + n) if it lies inside one installed chunk; -1
+ * otherwise (the caller then uses plain readv/writev). */
+static int fixed_buf(const struct bdev_qp *qp, const void *p, size_t n)
+{
+	const struct uring_bufs *ub = qp->ubufs;
+	if (!ub)
+		return -1;
+	void *h = mem_pool_reg_handle_id(ub->pool, ub->reg_id, p);
+	if (!h)
+		return -1;
+	unsigned s = (unsigned)((uintptr_t)h - 1);
+	const struct iovec *c = &ub->slot[s];
+	/* p is in the chunk (that is how h was found); its end must be too. */
+	if (!ub->live[s] || n > (size_t)((const uint8_t *)c->iov_base + c->iov_len -
+					 (const uint8_t *)p))
+		return -1;
+	return (int)s;
+}
+
 /* ---- per-qp ring ---- */
 
 static void wake_event(void *arg, uint32_t events)
@@ -348,6 +544,8 @@ static void ring_free(struct bdev_qp *qp, struct uring_qp *uq)
 	}
 	if (uq->efd >= 0)
 		close(uq->efd);
+	if (qp->ubufs && qp->ubufs->ring == &uq->ring)
+		bufs_ring_detach(qp->ubufs);
 	io_uring_queue_exit(&uq->ring);
 	free(uq->zero_buf);
 	free(uq);
@@ -375,6 +573,8 @@ static int uring_qp_init(struct bdev_qp *qp, void **state)
 			return rc;
 		}
 	}
+	if (qp->ubufs)
+		bufs_ring_attach(qp->ubufs, &uq->ring);
 	*state = uq;
 	return 0;
 }
@@ -422,7 +622,8 @@ static int blk_range_ioctl(int fd, unsigned long req, uint64_t off, uint64_t len
 }
 
 /* Prepares the rest of a read or write (or zeroing write) of io. */
-static void prep_rw(struct uring_qp *uq, struct io_uring_sqe *sqe, int fd, struct bdev_io *io)
+static void prep_rw(struct bdev_qp *qp, struct uring_qp *uq, struct io_uring_sqe *sqe, int fd,
+		    struct bdev_io *io)
 {
 	uint64_t off = io->offset + io->done_bytes;
 	uint64_t rest = io->len - io->done_bytes;
@@ -438,15 +639,25 @@ static void prep_rw(struct uring_qp *uq, struct io_uring_sqe *sqe, int fd, struc
 		}
 		return;
 	}
-	if (io->iov_off) {
-		/* Resuming inside an iovec: finish that one alone first. */
+	if (io->iov_off || io->iovcnt - io->iov_idx == 1) {
+		/* One piece: the last iovec, or resuming inside one (then that one
+		 * goes alone first). From a registered chunk, no pinning per I/O. */
 		const struct iovec *v = &io->iov[io->iov_idx];
 		void *p = (uint8_t *)v->iov_base + io->iov_off;
 		unsigned n = (unsigned)(v->iov_len - io->iov_off);
-		if (rd)
+		int bi = fixed_buf(qp, p, n);
+		if (bi >= 0 && rd)
+			io_uring_prep_read_fixed(sqe, fd, p, n, off, bi);
+		else if (bi >= 0)
+			io_uring_prep_write_fixed(sqe, fd, p, n, off, bi);
+		else if (rd)
 			io_uring_prep_read(sqe, fd, p, n, off);
 		else
 			io_uring_prep_write(sqe, fd, p, n, off);
+		if (bi >= 0)
+			qp->stats.rw_fixed++;
+		else
+			qp->stats.rw_plain++;
 	} else {
 		const struct iovec *v = io->iov + io->iov_idx;
 		unsigned n = (unsigned)(io->iovcnt - io->iov_idx);
@@ -454,6 +665,7 @@ static void prep_rw(struct uring_qp *uq, struct io_uring_sqe *sqe, int fd, struc
 			io_uring_prep_readv(sqe, fd, v, n, off);
 		else
 			io_uring_prep_writev(sqe, fd, v, n, off);
+		qp->stats.rw_plain++;
 	}
 	if (!rd && io->fua)
 		sqe->rw_flags = RWF_DSYNC;
@@ -488,7 +700,7 @@ static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
 	switch (io->type) {
 	case BDEV_IO_READ:
 	case BDEV_IO_WRITE:
-		prep_rw(uq, sqe, fd, io);
+		prep_rw(qp, uq, sqe, fd, io);
 		break;
 	case BDEV_IO_FLUSH:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
@@ -499,7 +711,7 @@ static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
 		break;
 	case BDEV_IO_WRITE_ZEROES:
 		if (io->flags & BDEV_IO_F_ZERO_BY_WRITE)
-			prep_rw(uq, sqe, fd, io);
+			prep_rw(qp, uq, sqe, fd, io);
 		else
 			io_uring_prep_fallocate(sqe, fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 						(off_t)io->offset, (off_t)io->len);

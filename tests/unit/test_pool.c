@@ -1,5 +1,5 @@
 /* test_pool.c — memory pool: growth and limit, mem_alloc size classes,
- * addr -> chunk lookups, registration hook, hugepages or their fallback, the
+ * addr -> chunk lookups, registration hooks, hugepages or their fallback, the
  * page magazine in front of the buddies. */
 #include <errno.h>
 #include <numa.h>
@@ -316,6 +316,20 @@ static void fake_unreg(void *ctx, void *handle)
 	r->unregs++;
 }
 
+/* Handle of blk's chunk from reg_ctx rc: the address it registered. */
+static void assert_handle_of(struct mem_pool *p, unsigned id, const struct reg_ctx *rc,
+			     uint8_t *blk)
+{
+	void *h = mem_pool_reg_handle_id(p, id, blk + 12345);
+	uintptr_t k = (uintptr_t)h - 1;
+
+	assert_non_null(h);
+	assert_true(k < rc->regs);
+	assert_true(rc->live[k]);
+	assert_ptr_equal(rc->addr[k], blk);     /* the handle of that chunk */
+	assert_ptr_equal(mem_pool_reg_handle_id(p, id, blk), h);
+}
+
 static void test_reg_hook(void **state)
 {
 	(void)state;
@@ -323,66 +337,158 @@ static void test_reg_hook(void **state)
 	struct mem_reg_ops ops = { fake_reg, fake_unreg, &rc };
 	struct mem_pool *p = new_pool(16 * MiB, 4 * MiB);
 	uint8_t *blk[6];
+	unsigned id = 99;
 
-	assert_int_equal(mem_pool_set_reg(p, &ops), 0);
+	assert_int_equal(mem_pool_add_reg(p, &ops, &id), 0);
+	assert_int_equal(id, 0);
 	assert_int_equal(rc.regs, 2);          /* the preallocated chunks, now */
-	assert_int_equal(mem_pool_set_reg(p, &ops), -EBUSY);
-	assert_int_equal(mem_pool_set_reg(p, NULL), -EINVAL);
+	assert_int_equal(mem_pool_add_reg(p, NULL, &id), -EINVAL);
+	assert_int_equal(mem_pool_add_reg(p, &ops, NULL), -EINVAL);
+	struct mem_reg_ops half = { fake_reg, NULL, &rc };
+
+	assert_int_equal(mem_pool_add_reg(p, &half, &id), -EINVAL);
+	assert_int_equal(rc.regs, 2);
 	for (unsigned i = 0; i < 6; i++) {
 		blk[i] = mem_pool_alloc_pages(p, BUDDY_MAX_ORDER);
 		assert_non_null(blk[i]);
 	}
 	assert_int_equal(rc.regs, 6);          /* once per chunk */
 	assert_int_equal(stats(p).chunks, 6);
-	for (unsigned i = 0; i < 6; i++) {
-		void *h = mem_pool_reg_handle(p, blk[i] + 12345);
-		uintptr_t k = (uintptr_t)h - 1;
-
-		assert_non_null(h);
-		assert_true(k < rc.regs);
-		assert_ptr_equal(rc.addr[k], blk[i]);   /* the handle of that chunk */
-		assert_ptr_equal(mem_pool_reg_handle(p, blk[i]), h);
-	}
+	for (unsigned i = 0; i < 6; i++)
+		assert_handle_of(p, 0, &rc, blk[i]);
 	int local;
 
-	assert_null(mem_pool_reg_handle(p, &local));
+	assert_null(mem_pool_reg_handle_id(p, 0, &local));
+	assert_null(mem_pool_reg_handle_id(p, 1, blk[0]));          /* no such hook */
+	assert_null(mem_pool_reg_handle_id(p, MEM_POOL_MAX_REGS, blk[0]));
 	mem_pool_destroy(p);
 	assert_int_equal(rc.unregs, 6);
+}
+
+/* Several hooks at once: ids, every chunk with every hook, chunks mapped
+ * later with all of them, del_reg of one leaving the others, trim and destroy
+ * unregistering from each. */
+static void test_reg_several(void **state)
+{
+	(void)state;
+	struct reg_ctx rc[MEM_POOL_MAX_REGS + 1];
+	struct mem_reg_ops ops[MEM_POOL_MAX_REGS + 1];
+	unsigned id[MEM_POOL_MAX_REGS + 1];
+	struct mem_pool *p = new_pool(16 * MiB, 2 * MiB);
+	uint8_t *blk[4];
+
+	for (unsigned k = 0; k <= MEM_POOL_MAX_REGS; k++) {
+		rc[k] = (struct reg_ctx){ .fail_after = MAX_REG };
+		ops[k] = (struct mem_reg_ops){ fake_reg, fake_unreg, &rc[k] };
+	}
+	blk[0] = mem_pool_alloc_pages(p, BUDDY_MAX_ORDER);     /* the preallocated chunk */
+	for (unsigned k = 0; k < MEM_POOL_MAX_REGS; k++) {
+		assert_int_equal(mem_pool_add_reg(p, &ops[k], &id[k]), 0);
+		assert_int_equal(id[k], k);
+		assert_int_equal(rc[k].regs, 1);
+	}
+	assert_int_equal(mem_pool_add_reg(p, &ops[MEM_POOL_MAX_REGS], &id[MEM_POOL_MAX_REGS]),
+			 -EBUSY);
+	assert_int_equal(rc[MEM_POOL_MAX_REGS].regs, 0);
+	for (unsigned i = 1; i < 4; i++)
+		blk[i] = mem_pool_alloc_pages(p, BUDDY_MAX_ORDER);
+	for (unsigned k = 0; k < MEM_POOL_MAX_REGS; k++) {
+		assert_int_equal(rc[k].regs, 4);                 /* new chunks: every hook */
+		for (unsigned i = 0; i < 4; i++)
+			assert_handle_of(p, id[k], &rc[k], blk[i]);
+	}
+
+	/* Remove hook 1: its chunks are unregistered, the others keep theirs, and
+	 * its id is the next one handed out. */
+	assert_int_equal(mem_pool_del_reg(p, id[1]), 0);
+	assert_int_equal(rc[1].unregs, 4);
+	assert_int_equal(mem_pool_del_reg(p, id[1]), -ENOENT);
+	assert_int_equal(mem_pool_del_reg(p, MEM_POOL_MAX_REGS), -ENOENT);
+	assert_null(mem_pool_reg_handle_id(p, id[1], blk[2]));
+	for (unsigned k = 0; k < MEM_POOL_MAX_REGS; k++)
+		if (k != 1)
+			for (unsigned i = 0; i < 4; i++)
+				assert_handle_of(p, id[k], &rc[k], blk[i]);
+	unsigned again;
+
+	assert_int_equal(mem_pool_add_reg(p, &ops[MEM_POOL_MAX_REGS], &again), 0);
+	assert_int_equal(again, id[1]);
+	assert_int_equal(rc[MEM_POOL_MAX_REGS].regs, 4);
+	for (unsigned i = 0; i < 4; i++)
+		assert_handle_of(p, again, &rc[MEM_POOL_MAX_REGS], blk[i]);
+
+	/* A chunk given back by trim leaves every hook. */
+	mem_pool_free_pages(p, blk[3]);
+	mem_pool_free_pages(p, blk[2]);
+	assert_int_equal(mem_pool_trim(p), CHUNK);         /* one spare stays */
+	for (unsigned k = 0; k <= MEM_POOL_MAX_REGS; k++)
+		if (k != 1)
+			assert_int_equal(rc[k].unregs, 1);
+	assert_int_equal(rc[1].unregs, 4);
+	mem_pool_destroy(p);
+	for (unsigned k = 0; k <= MEM_POOL_MAX_REGS; k++) {
+		assert_int_equal(rc[k].unregs, rc[k].regs);
+		for (unsigned i = 0; i < rc[k].regs; i++)
+			assert_false(rc[k].live[i]);
+	}
 }
 
 static void test_reg_failure(void **state)
 {
 	(void)state;
 	struct reg_ctx rc = { .fail_after = 2 };
+	struct reg_ctx ok = { .fail_after = MAX_REG };
 	struct mem_reg_ops ops = { fake_reg, fake_unreg, &rc };
+	struct mem_reg_ops ops_ok = { fake_reg, fake_unreg, &ok };
 	struct mem_pool *p = new_pool(16 * MiB, 0);
+	unsigned id, id_ok;
 
-	assert_int_equal(mem_pool_set_reg(p, &ops), 0);
+	/* The hook that works is installed first, so it has registered the
+	 * third chunk by the time the other refuses it. */
+	assert_int_equal(mem_pool_add_reg(p, &ops_ok, &id_ok), 0);
+	assert_int_equal(mem_pool_add_reg(p, &ops, &id), 0);
 	assert_non_null(mem_pool_alloc_pages(p, BUDDY_MAX_ORDER));
 	assert_non_null(mem_pool_alloc_pages(p, BUDDY_MAX_ORDER));
-	/* The third chunk's registration fails: no chunk kept, allocation fails. */
+	/* The third chunk's registration fails: no chunk kept, allocation fails,
+	 * and the hook that had accepted it has it back. */
 	assert_null(mem_pool_alloc_pages(p, BUDDY_MAX_ORDER));
 	assert_int_equal(stats(p).chunks, 2);
 	assert_int_equal(stats(p).failed_allocs, 1);
+	assert_int_equal(ok.regs, 3);
+	assert_int_equal(ok.unregs, 1);
+	assert_false(ok.live[2]);
 	rc.fail_after = MAX_REG;
 	assert_non_null(mem_pool_alloc_pages(p, BUDDY_MAX_ORDER));
 	assert_int_equal(stats(p).chunks, 3);
 	mem_pool_destroy(p);
 	assert_int_equal(rc.unregs, 3);
+	assert_int_equal(ok.unregs, ok.regs);
 
-	/* set_reg failing midway undoes what it registered. */
+	/* add_reg failing midway undoes what it registered, and only that. */
 	struct reg_ctx rc2 = { .fail_after = 1 };
 	struct mem_reg_ops ops2 = { fake_reg, fake_unreg, &rc2 };
 
+	ok = (struct reg_ctx){ .fail_after = MAX_REG };
 	p = new_pool(16 * MiB, 6 * MiB);
-	assert_int_equal(mem_pool_set_reg(p, &ops2), -ENOMEM);
+	assert_int_equal(mem_pool_add_reg(p, &ops_ok, &id_ok), 0);
+	id = 77;
+	assert_int_equal(mem_pool_add_reg(p, &ops2, &id), -ENOMEM);
+	assert_int_equal(id, 77);                  /* untouched on failure */
 	assert_int_equal(rc2.regs, 1);
 	assert_int_equal(rc2.unregs, 1);
+	assert_int_equal(ok.regs, 3);
+	assert_int_equal(ok.unregs, 0);
 	void *a = mem_pool_alloc_pages(p, 0);
 
-	assert_null(mem_pool_reg_handle(p, a));
+	assert_null(mem_pool_reg_handle_id(p, id_ok + 1, a));
+	assert_non_null(mem_pool_reg_handle_id(p, id_ok, a));
+	/* The failed hook's id is free again. */
+	rc2 = (struct reg_ctx){ .fail_after = MAX_REG };
+	assert_int_equal(mem_pool_add_reg(p, &ops2, &id), 0);
+	assert_int_equal(id, id_ok + 1);
 	mem_pool_destroy(p);
-	assert_int_equal(rc2.unregs, 1);
+	assert_int_equal(rc2.unregs, 3);
+	assert_int_equal(ok.unregs, 3);
 }
 
 /* ---------- chunk table ---------- */
@@ -407,8 +513,9 @@ static void test_many_chunks(void **state)
 	struct reg_ctx rc = { .fail_after = MAX_REG };
 	struct mem_reg_ops ops = { fake_reg, fake_unreg, &rc };
 	uint8_t *blk[N];
+	unsigned id;
 
-	assert_int_equal(mem_pool_set_reg(p, &ops), 0);
+	assert_int_equal(mem_pool_add_reg(p, &ops, &id), 0);
 	for (unsigned round = 0; round < 3; round++) {
 		for (unsigned i = 0; i < N; i++) {
 			blk[i] = mem_pool_alloc_pages(p, BUDDY_MAX_ORDER);
@@ -417,7 +524,7 @@ static void test_many_chunks(void **state)
 		assert_null(mem_pool_alloc_pages(p, 0));
 		for (unsigned i = 0; i < N; i++) {
 			assert_true(mem_pool_owns(p, blk[i] + (rng() % CHUNK)));
-			assert_non_null(mem_pool_reg_handle(p, blk[i]));
+			assert_non_null(mem_pool_reg_handle_id(p, id, blk[i]));
 		}
 		/* Free in random order; check lookups of the rest each time. */
 		for (unsigned left = N; left > 0; left--) {
@@ -747,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_mem_alloc_sizes),
 		cmocka_unit_test(test_usable_size_and_owns),
 		cmocka_unit_test(test_reg_hook),
+		cmocka_unit_test(test_reg_several),
 		cmocka_unit_test(test_reg_failure),
 		cmocka_unit_test(test_many_chunks),
 		cmocka_unit_test(test_mem_alloc_random),

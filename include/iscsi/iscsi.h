@@ -8,6 +8,10 @@
  * reinstatement and TSIH lookups — is guarded by one mutex taken at login,
  * logout, reload and session end only.
  *
+ * Task management that reaches other sessions (LU and target resets, CLEAR
+ * TASK SET, PREEMPT AND ABORT) goes to every reactor as messages, and the
+ * response waits for their answers (src/iscsi/sweep.c).
+ *
  * Setup (lichd):
  *   iscsi_init(opts)                      before reactors run
  *   iscsi_target_add(...)                 per target (any thread)

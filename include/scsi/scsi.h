@@ -65,6 +65,7 @@ enum { SCSI_TASK_EXEC = 0, SCSI_TASK_DONE = 1 };
 
 struct scsi_lu;
 struct scsi_target;
+struct scsi_task;
 
 struct scsi_lu_opts {
 	unsigned lun;
@@ -113,6 +114,16 @@ int scsi_nexus_reset(struct scsi_target *t, struct scsi_nexus *n);  /* I_T NEXUS
 /* CLEAR TASK SET / ABORT TASK SET by another nexus: "COMMANDS CLEARED BY
  * ANOTHER INITIATOR" for others (when TAS=0 the transport just drops). */
 void scsi_lu_tasks_cleared(struct scsi_target *t, uint64_t lun, struct scsi_nexus *by);
+
+/* Added: PREEMPT AND ABORT (SPC-4 5.13.11.2.6) must abort the tasks the
+ * preempted I_T nexuses have on the LU, and only the transport knows its
+ * tasks. fn is called on the thread running `by` (the PERSISTENT RESERVE OUT),
+ * before by's done(), once per attached nexus that was preempted (by's own
+ * included when its key was), with that nexus' id. The transport aborts
+ * their tasks on by->lun except `by` itself (TAS=0: without status) and holds
+ * by's status until they are gone. Without a hook those tasks run on. */
+typedef void (*scsi_preempt_abort_fn)(void *ctx, const struct scsi_task *by, uint64_t nexus_id);
+void scsi_target_set_preempt_abort(struct scsi_target *t, scsi_preempt_abort_fn fn, void *ctx);
 
 struct scsi_task {
 	/* in: set by the transport before prepare */

@@ -100,6 +100,8 @@ void held_drain(struct iscsi_conn *c)
 	struct iscsi_session *s = &c->sess;
 	struct iscsi_task *t;
 
+	/* A parked TMF goes before the command that carries its CmdSN. */
+	tmf_run_parked(c);
 	while (c->state != CONN_DEAD && (t = s->held) && t->cmd_sn == s->exp_cmd_sn) {
 		s->held = t->held_next;
 		s->nheld--;
@@ -117,7 +119,38 @@ void held_drain(struct iscsi_conn *c)
 			t->ordered = true;
 			task_scsi_resume(t);
 		}
+		tmf_run_parked(c);
 	}
+}
+
+void cmdsn_plug(struct iscsi_conn *c, uint32_t sn)
+{
+	struct iscsi_session *s = &c->sess;
+	struct iscsi_task *t;
+
+	if (!sn_lt(s->exp_cmd_sn, sn) || sn_gt(sn, s->max_cmd_sn + 1))
+		return;
+	log_debug("iscsi: %s: CmdSN gap [%u, %u) plugged by a target reset", c->peer,
+		  s->exp_cmd_sn, sn);
+	while ((t = s->held) && sn_lt(t->cmd_sn, sn)) {
+		s->held = t->held_next;
+		s->nheld--;
+		t->held = false;
+		if (t->kind == TASK_PDU) {
+			task_free(t);            /* a held NOP-Out, Text, ... never runs */
+		} else {
+			t->aborted = true;       /* never executed: freed at once */
+			task_maybe_release(t);
+		}
+	}
+	for (unsigned i = 0; i < s->ntmf_received;) {
+		if (sn_lt(s->tmf_received[i], sn))
+			s->tmf_received[i] = s->tmf_received[--s->ntmf_received];
+		else
+			i++;
+	}
+	s->exp_cmd_sn = sn - 1;
+	cmdsn_advance(c);
 }
 
 /* Drops every held command (connection going away). */

@@ -58,6 +58,7 @@ void iscsi_reactor_teardown(struct iscsi_reactor *ir)
 	if (ir->tick && ir->r)
 		reactor_timer_cancel(ir->r, ir->tick);
 	ir->tick = NULL;
+	sweep_reactor_teardown(ir);
 	if (ir->qp)
 		bdev_qp_destroy(ir->qp);
 	ir->qp = NULL;
@@ -84,7 +85,9 @@ static bool reactor_stop_hook(void *arg)
 			conn_put(c);
 		}
 	}
-	if (ir->nconns)
+	/* Sweeps started here wait for other reactors' answers; those come
+	 * while every reactor still runs its hooks. */
+	if (ir->nconns || ir->sweeps_out)
 		return false;
 	iscsi_reactor_teardown(ir);
 	return true;
@@ -251,14 +254,13 @@ void conn_drop(struct iscsi_conn *c, const char *why)
 	c->xc = NULL;
 	if (xc)
 		xc->ops->close(xc);   /* hands queued PDUs back, then forgets c */
-	/* Held commands never ran; the others are aborted (no response), and
-	 * no TMF waits for anything any more. */
+	/* Held commands and parked TMFs never ran; everything is aborted (no
+	 * response). TMFs and sweeps of this session forget it (sweep.c). */
 	held_clear(c);
-	for (t = c->tasks; t; t = t->next)
-		t->tmf = NULL;
+	tmf_unpark_all(c);
 	for (t = c->tasks; t; t = next) {
 		next = t->next;
-		task_abort(t, NULL);
+		task_abort(t);
 	}
 	conn_put(c);
 }

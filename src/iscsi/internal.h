@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "iscsi/chap.h"
 #include "iscsi/iscsi.h"
 #include "iscsi/params.h"
 #include "iscsi/pdu.h"
@@ -33,6 +34,9 @@
 #define TEXT_RSP_MAX      (256u << 10)  /* SendTargets answer */
 #define TMF_RECEIVED_MAX   8      /* CmdSNs an ABORT TASK declared received */
 
+struct abort_waiter;
+struct sweep;
+
 struct iscsi_reactor {
 	struct reactor *r;            /* NULL-free: tests use reactors_init */
 	unsigned id;
@@ -45,6 +49,12 @@ struct iscsi_reactor {
 	struct timer *tick;
 	bool stopping;
 	bool stopped;                 /* caches and qp gone */
+	/* task management (sweep.c) */
+	uint64_t rx_seq;              /* commands received here, in order */
+	uint64_t abort_seq;           /* last number given to an aborted task in flight */
+	struct iscsi_task *aborting, *aborting_tail;  /* those tasks, by number */
+	struct abort_waiter *waiters, *waiters_tail;  /* sweeps waiting for them */
+	unsigned sweeps_out;          /* sweeps started here, replies pending */
 };
 
 struct iscsi_tgt {
@@ -90,6 +100,7 @@ struct iscsi_session {
 	uint32_t max_cmd_sn;
 	struct iscsi_task *held;      /* commands waiting for a CmdSN gap, sorted */
 	unsigned nheld;
+	struct iscsi_task *parked;    /* immediate TMFs waiting for that gap (tmf.c) */
 	uint32_t tmf_received[TMF_RECEIVED_MAX];  /* CmdSNs an ABORT TASK consumed */
 	unsigned ntmf_received;
 };
@@ -152,6 +163,12 @@ struct iscsi_conn {
 	uint64_t ping_sent_us;
 
 	char peer[XPORT_ADDR_MAX + 8];    /* "addr:port" / "[v6]:port", for logs */
+
+	/* login authentication (login.c, chap.c) */
+	struct chap_state chap;
+	bool login_delaying;              /* failed: the answer waits (auth failure delay) */
+	uint16_t login_fail_status;
+	uint8_t login_fail_bhs[ISCSI_BHS_LEN];  /* the request being answered */
 };
 
 enum task_kind { TASK_SCSI = 0, TASK_PDU, TASK_TMF };
@@ -206,11 +223,20 @@ struct iscsi_task {
 	uint32_t datasn;                  /* next DataSN (Data-In), = ExpDataSN */
 
 	/* task management */
-	struct iscsi_task *tmf;           /* aborted task: the TMF waiting for it */
-	unsigned tmf_wait;                /* TMF: aborted tasks not yet finished */
-	uint8_t tmf_response;
+	uint64_t rx_seq;                  /* arrival order on its reactor */
+	uint64_t rx_us;                   /* arrival time (monotonic clock) */
+	uint64_t abort_seq;               /* != 0: aborted with I/O in flight, on ir->aborting */
+	struct iscsi_task *ab_next, *ab_prev;
+	struct sweep *sweep;              /* TMF / PERSISTENT RESERVE OUT: what it waits for */
+	bool sweep_mark;                  /* (sweep.c, while it walks a session) */
+	/* TMF requests */
+	struct iscsi_task *park_next;     /* sess.parked */
+	bool parked;
 	uint8_t tmf_function;
-	bool tmf_drop_after;              /* TARGET COLD RESET */
+	uint8_t tmf_response;
+	uint32_t tmf_rtt;                 /* Referenced Task Tag */
+	uint32_t tmf_ref_sn;              /* RefCmdSN */
+	uint64_t tmf_lun;                 /* decoded; UINT64_MAX if malformed */
 };
 
 /* ---- process-wide state (target.c) ---- */
@@ -278,7 +304,11 @@ void task_free(struct iscsi_task *t);
 struct iscsi_task *task_find(struct iscsi_conn *c, uint32_t itt);
 void task_hash_add(struct iscsi_task *t);
 void task_maybe_release(struct iscsi_task *t);
-void task_abort(struct iscsi_task *t, struct iscsi_task *tmf);
+/* Aborts t: no response will be sent for it. A SCSI task whose I/O is in
+ * flight is tracked (sweep.c) until done() lets it go. */
+void task_abort(struct iscsi_task *t);
+/* True if st is one of the engine's tasks (its priv is the iscsi_task). */
+bool task_is_iscsi(const struct scsi_task *st);
 void task_tx_done(struct iscsi_task *t);
 void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status);
@@ -289,6 +319,9 @@ void cmdsn_advance(struct iscsi_conn *c);
 int held_insert(struct iscsi_conn *c, struct iscsi_task *t);
 void held_clear(struct iscsi_conn *c);
 void held_drain(struct iscsi_conn *c);
+/* Target resets "plug" the CmdSN gap below sn (RFC 7143 §4.2.3.3): ExpCmdSN
+ * jumps to sn, commands held below it are aborted (or dropped). */
+void cmdsn_plug(struct iscsi_conn *c, uint32_t sn);
 void conn_dispatch_cmd(struct iscsi_conn *c, struct iscsi_pdu *p);
 void task_scsi_resume(struct iscsi_task *t);
 /* Sends Data-In and status (or the early status) and lets the task go. */
@@ -305,10 +338,87 @@ int setup_write(struct iscsi_task *t, const struct iscsi_pdu *p);
 
 /* ---- tmf.c, text.c ---- */
 void tmf_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
-void tmf_task_finished(struct iscsi_task *tmf);
+/* Runs the parked TMFs whose CmdSN gap has filled (called as ExpCmdSN moves). */
+void tmf_run_parked(struct iscsi_conn *c);
+void tmf_unpark_all(struct iscsi_conn *c);
 void nop_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void text_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void logout_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void conn_send_ping(struct iscsi_conn *c);
+
+/* ---- sweep.c: aborting tasks across sessions and reactors ----
+ * A sweep aborts the tasks a task management function (or PREEMPT AND ABORT)
+ * affects, on every reactor, and calls its owner back on the origin reactor
+ * once they are all gone (their I/O completed). */
+enum sweep_scope {
+	SWEEP_SESSION,      /* the issuing session only */
+	SWEEP_TARGET,       /* every session of the issuing session's target */
+	SWEEP_NEXUSES,      /* the sessions whose nexus id is listed */
+};
+
+struct sweep {
+	/* immutable once started (read by every reactor) */
+	enum sweep_scope scope;
+	unsigned origin_rid;
+	struct iscsi_tgt *tgt;        /* holds a registry ref */
+	bool all_luns;
+	uint64_t lun;
+	uint64_t issuer_conn;         /* connection (= session) id of the requester */
+	uint64_t issuer_rx_seq;       /* its commands received after the request are spared */
+	uint32_t issuer_cmd_sn;       /* ... and its held commands at or after this CmdSN */
+	bool one_task;                /* ABORT TASK: only the issuer's task itt */
+	uint32_t itt;
+	bool spare;                   /* PREEMPT AND ABORT: the issuer's task spare_itt lives */
+	uint32_t spare_itt;
+	bool drop_others;             /* TARGET COLD RESET: close the other sessions too */
+	uint64_t origin_rx_seq;       /* other sessions: commands received after the start */
+	uint64_t start_us;            /* ... (on other reactors, by clock) */
+	uint64_t *nexus_ids;          /* SWEEP_NEXUSES */
+	unsigned n_nexus, cap_nexus;
+	/* origin reactor only */
+	bool started;
+	unsigned pending;             /* reactors that have not replied */
+	struct iscsi_task *owner;     /* NULL once the owner went away */
+	void (*done)(struct iscsi_task *owner);
+};
+
+/* A sweep of tasks affected by a request of c's session (arrived now). */
+struct sweep *sweep_new(struct iscsi_conn *c, enum sweep_scope scope);
+int sweep_add_nexus(struct sweep *s, uint64_t nexus_id);
+/* Sends the sweep on its way. This reactor's part runs now if local_now (a
+ * TMF being processed: its own session's tasks must be aborted before its
+ * next PDU), else from a deferred call; other reactors' parts from messages.
+ * done(owner) runs on this reactor, from a deferred call or a message, once
+ * every affected task is gone, unless the owner was freed first (owner may
+ * be NULL). */
+void sweep_start(struct sweep *s, struct iscsi_task *owner,
+		 void (*done)(struct iscsi_task *owner), bool local_now);
+/* The task owning (or collecting) a sweep is being freed. */
+void sweep_owner_gone(struct iscsi_task *t);
+/* A task aborted with its I/O in flight / that task going away. */
+void abort_track(struct iscsi_task *t);
+void abort_untrack(struct iscsi_task *t);
+/* Frees what a torn down reactor still holds (waiters). */
+void sweep_reactor_teardown(struct iscsi_reactor *ir);
+/* scsi layer hook (scsi_target_set_preempt_abort). */
+void iscsi_preempt_abort(void *ctx, const struct scsi_task *by, uint64_t nexus_id);
+/* Calls fn(a, b) later on this reactor (next turn). Outside reactor threads
+ * (unit tests) the call is queued until iscsi_run_deferred(). */
+void iscsi_defer(void (*fn)(void *a, void *b), void *a, void *b);
+/* Runs queued deferred calls (non-reactor threads); returns how many ran. */
+unsigned iscsi_run_deferred(void);
+/* Registry ref on t (the sweep's); released with reg_target_put. */
+void reg_target_hold(struct iscsi_tgt *t);
+
+/* ---- CHAP accounts (target.c, for login.c) ----
+ * Runs fn(acc, arg) under the registry lock with the accounts a login is
+ * checked against: t's incominguser/outgoinguser, or (t NULL) the discovery
+ * accounts. Nothing is copied: the secrets stay in the config. Returns fn's
+ * result, or ISCSI_LOGIN_STATUS_TGT_REMOVED when t was removed meanwhile. */
+int reg_with_accounts(struct iscsi_tgt *t,
+		      int (*fn)(const struct chap_accounts *acc, void *arg), void *arg);
+/* (iscsi_set_config / iscsi_fini) keep / drop a copy of the discovery accounts. */
+int reg_discovery_accounts_set(const struct config *c);
+void reg_discovery_accounts_clear(void);
 
 #endif

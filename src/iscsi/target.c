@@ -95,6 +95,7 @@ void iscsi_fini(void)
 		free(ir);
 		g.reactors[i] = NULL;
 	}
+	reg_discovery_accounts_clear();
 	pthread_mutex_lock(&g.lock);
 	t = g.targets;
 	g.targets = NULL;
@@ -119,6 +120,8 @@ void iscsi_set_config(const struct config *c)
 	pthread_mutex_lock(&g.lock);
 	g.n_discovery_accounts = c->n_discovery_incoming;
 	pthread_mutex_unlock(&g.lock);
+	if (reg_discovery_accounts_set(c))
+		log_err("iscsi: no memory for the discovery CHAP accounts");
 }
 
 unsigned iscsi_nop_interval(void) { return atomic_load(&g.nop_interval); }
@@ -177,6 +180,8 @@ int iscsi_target_add(struct scsi_target *st, const struct conf_target *conf,
 	t->refs = 1;
 	t->release = release;
 	t->release_arg = arg;
+	/* PREEMPT AND ABORT reaches the preempted sessions through sweeps. */
+	scsi_target_set_preempt_abort(st, iscsi_preempt_abort, NULL);
 	pthread_mutex_lock(&g.lock);
 	if (find_locked(name)) {
 		pthread_mutex_unlock(&g.lock);
@@ -246,6 +251,13 @@ struct iscsi_tgt *reg_target_get(const char *name)
 		t->refs++;
 	pthread_mutex_unlock(&g.lock);
 	return t;
+}
+
+void reg_target_hold(struct iscsi_tgt *t)
+{
+	pthread_mutex_lock(&g.lock);
+	t->refs++;
+	pthread_mutex_unlock(&g.lock);
 }
 
 void reg_target_put(struct iscsi_tgt *t)
@@ -469,4 +481,107 @@ unsigned iscsi_session_count(void)
 	n = g.nsessions;
 	pthread_mutex_unlock(&g.lock);
 	return n;
+}
+
+/* ---- CHAP accounts ----
+ * Targets' accounts are read in their conf (under the lock); the discovery
+ * accounts are copied here since iscsi_set_config() keeps nothing of its
+ * config. */
+
+static struct {
+	struct conf_account *in;
+	unsigned n_in;
+	struct conf_account *out;
+} disc;
+
+static void account_wipe(struct conf_account *a)
+{
+	if (a->secret)
+		explicit_bzero(a->secret, strlen(a->secret));
+	free(a->user);
+	free(a->secret);
+	a->user = a->secret = NULL;
+}
+
+static void accounts_free(struct conf_account *v, unsigned n)
+{
+	for (unsigned i = 0; v && i < n; i++)
+		account_wipe(&v[i]);
+	free(v);
+}
+
+static struct conf_account *accounts_dup(const struct conf_account *v, unsigned n)
+{
+	struct conf_account *d = n ? calloc(n, sizeof(*d)) : NULL;
+
+	for (unsigned i = 0; d && i < n; i++) {
+		d[i].user = strdup(v[i].user ? v[i].user : "");
+		d[i].secret = strdup(v[i].secret ? v[i].secret : "");
+		if (!d[i].user || !d[i].secret) {
+			accounts_free(d, i + 1);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+int reg_discovery_accounts_set(const struct config *c)
+{
+	struct conf_account *in = accounts_dup(c->discovery_incoming, c->n_discovery_incoming);
+	struct conf_account *out = c->discovery_outgoing ?
+				   accounts_dup(c->discovery_outgoing, 1) : NULL;
+	struct conf_account *old_in, *old_out;
+	unsigned old_n;
+
+	if ((c->n_discovery_incoming && !in) || (c->discovery_outgoing && !out)) {
+		accounts_free(in, c->n_discovery_incoming);
+		accounts_free(out, 1);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&g.lock);
+	old_in = disc.in;
+	old_n = disc.n_in;
+	old_out = disc.out;
+	disc.in = in;
+	disc.n_in = c->n_discovery_incoming;
+	disc.out = out;
+	pthread_mutex_unlock(&g.lock);
+	accounts_free(old_in, old_n);
+	accounts_free(old_out, 1);
+	return 0;
+}
+
+void reg_discovery_accounts_clear(void)
+{
+	pthread_mutex_lock(&g.lock);
+	accounts_free(disc.in, disc.n_in);
+	accounts_free(disc.out, 1);
+	disc.in = disc.out = NULL;
+	disc.n_in = 0;
+	pthread_mutex_unlock(&g.lock);
+}
+
+int reg_with_accounts(struct iscsi_tgt *t,
+		      int (*fn)(const struct chap_accounts *acc, void *arg), void *arg)
+{
+	struct chap_accounts acc = { 0 };
+	int rc;
+
+	pthread_mutex_lock(&g.lock);
+	if (t && t->removed) {
+		pthread_mutex_unlock(&g.lock);
+		return ISCSI_LOGIN_STATUS_TGT_REMOVED;
+	}
+	if (t && t->conf) {
+		acc.incoming = t->conf->incoming;
+		acc.n_incoming = t->conf->n_incoming;
+		acc.outgoing = t->conf->outgoing;
+	} else if (!t) {
+		acc.incoming = disc.in;
+		acc.n_incoming = disc.n_in;
+		acc.outgoing = disc.out;
+	}
+	rc = fn(&acc, arg);
+	pthread_mutex_unlock(&g.lock);
+	return rc;
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/timer.h"
 #include "internal.h"
 #include "mem/slab.h"
 
@@ -95,6 +96,12 @@ void task_free(struct iscsi_task *t)
 		c->tasks = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
+	if (t->abort_seq)
+		abort_untrack(t);
+	if (t->sweep)
+		sweep_owner_gone(t);
+	if (t->parked)
+		log_err("iscsi: %s: freeing a parked TMF", c->peer);
 	if (t->kind == TASK_SCSI)
 		scsi_task_release(&t->st);
 	if (t->pdu)
@@ -107,18 +114,12 @@ void task_free(struct iscsi_task *t)
 
 void task_maybe_release(struct iscsi_task *t)
 {
-	struct iscsi_task *tmf;
-
 	if (t->tx_refs || t->held)
 		return;
 	if (t->aborted) {
 		if (t->exec_called && !t->scsi_done)
 			return;     /* done() still comes */
-		tmf = t->tmf;
-		t->tmf = NULL;
 		task_free(t);
-		if (tmf && --tmf->tmf_wait == 0)
-			tmf_task_finished(tmf);
 		return;
 	}
 	if (t->rsp_queued)
@@ -131,18 +132,17 @@ void task_tx_done(struct iscsi_task *t)
 	task_maybe_release(t);
 }
 
-/* Aborted tasks get no response (RFC 7143 §4.2.3.3 via SAM). A task whose
- * I/O is in flight lives on until done(); tmf (may be NULL) waits for it. */
-void task_abort(struct iscsi_task *t, struct iscsi_task *tmf)
+/* Aborted tasks get no response (TAS=0 in our Control mode page; RFC 7143
+ * §4.2.3.3). A task whose I/O is in flight lives on until done(), tracked so
+ * that task management can wait for it (sweep.c). */
+void task_abort(struct iscsi_task *t)
 {
 	if (t->aborted)
 		return;
 	t->aborted = true;
-	if (t->kind == TASK_SCSI && t->exec_called && !t->scsi_done)
+	if (t->kind == TASK_SCSI && t->exec_called && !t->scsi_done) {
 		scsi_task_abort(&t->st);
-	if (tmf && ((t->exec_called && !t->scsi_done) || t->tx_refs)) {
-		t->tmf = tmf;
-		tmf->tmf_wait++;
+		abort_track(t);
 	}
 	task_maybe_release(t);
 }
@@ -291,11 +291,39 @@ static void send_data_in(struct iscsi_task *t)
 		t->rsp_queued = true;
 }
 
+static void task_sweep_done(struct iscsi_task *t)
+{
+	if (t->aborted || t->conn->state == CONN_DEAD) {
+		t->aborted = true;
+		task_maybe_release(t);
+		return;
+	}
+	task_complete(t);
+}
+
+/* A PERSISTENT RESERVE OUT that preempted and aborted (sweep.c collected the
+ * nexuses while it ran): its status waits until their tasks are gone. */
+static bool task_wait_for_sweep(struct iscsi_task *t)
+{
+	if (!t->sweep)
+		return false;
+	if (t->sweep->started)
+		return true;                /* already waiting */
+	if (t->aborted || t->conn->state == CONN_DEAD) {
+		sweep_owner_gone(t);        /* starts it without an owner */
+		return false;
+	}
+	sweep_start(t->sweep, t, task_sweep_done, false);
+	return true;
+}
+
 /* Final step of every SCSI task that was not aborted. */
 void task_complete(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
 
+	if (task_wait_for_sweep(t))
+		return;
 	if (c->state != CONN_DEAD) {
 		send_data_in(t);
 		if (!t->rsp_queued && c->state != CONN_DEAD && send_scsi_rsp(t))
@@ -314,11 +342,17 @@ static void task_scsi_done(struct scsi_task *st)
 	t->scsi_done = true;
 	if (t->aborted || c->state == CONN_DEAD) {
 		t->aborted = true;
+		task_wait_for_sweep(t);
 		task_maybe_release(t);
 	} else {
 		task_complete(t);
 	}
 	conn_put(c);
+}
+
+bool task_is_iscsi(const struct scsi_task *st)
+{
+	return st->done == task_scsi_done && st->priv;
 }
 
 void task_scsi_resume(struct iscsi_task *t)
@@ -471,6 +505,8 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 	}
 	t->itt = bhs_itt(bhs);
 	t->cmd_sn = get_be32(bhs + BHS_CMDSN);
+	t->rx_seq = ++c->ir->rx_seq;
+	t->rx_us = clock_now_us();
 	t->edtl = get_be32(bhs + BHS_EDTL);
 	t->lun_raw_hi = get_be32(bhs + BHS_LUN);
 	t->lun_raw_lo = get_be32(bhs + BHS_LUN + 4);

@@ -384,6 +384,50 @@ static void lu_pr_ua(void *ctx, const char *initiator_port, uint16_t rel_port_id
 	pthread_mutex_unlock(&t->nexus_lock);
 }
 
+/* PREEMPT AND ABORT: the transport aborts the tasks of every attached nexus
+ * the preempted registration designates (see pr.h for the naming). The ids
+ * are collected under the lock, the hook is called without it. */
+static void lu_pr_abort(void *ctx, const struct scsi_task *by, const char *initiator_port,
+			uint16_t rel_port_id)
+{
+	struct scsi_lu *lu = ctx;
+	struct scsi_target *t = lu->target;
+	scsi_preempt_abort_fn fn;
+	void *fn_ctx;
+	uint64_t *ids = NULL;
+	unsigned n = 0;
+	bool nomem = false;
+
+	pthread_mutex_lock(&t->nexus_lock);
+	fn = t->preempt_abort;
+	fn_ctx = t->preempt_abort_ctx;
+	if (fn && t->nnexus) {
+		ids = malloc(t->nnexus * sizeof(*ids));
+		nomem = !ids;
+	}
+	for (unsigned i = 0; ids && i < t->nnexus; i++) {
+		const struct scsi_nexus *nx = t->nexus[i];
+		if ((rel_port_id == 0 || nx->rel_port_id == rel_port_id) &&
+		    pr_initiator_port_match(initiator_port, nx->initiator_port))
+			ids[n++] = nx->id;
+	}
+	pthread_mutex_unlock(&t->nexus_lock);
+	if (nomem)
+		log_err("scsi: no memory for PREEMPT AND ABORT on LUN %u: tasks not aborted",
+			lu->lun);
+	for (unsigned i = 0; i < n; i++)
+		fn(fn_ctx, by, ids[i]);
+	free(ids);
+}
+
+void scsi_target_set_preempt_abort(struct scsi_target *t, scsi_preempt_abort_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&t->nexus_lock);
+	t->preempt_abort = fn;
+	t->preempt_abort_ctx = ctx;
+	pthread_mutex_unlock(&t->nexus_lock);
+}
+
 struct ua_add_arg {
 	struct scsi_nexus *only;
 	const struct scsi_nexus *except;
@@ -468,6 +512,7 @@ int scsi_target_add_lu(struct scsi_target *t, const struct scsi_lu_opts *o)
 		free(lu);
 		return rc;
 	}
+	pr_set_abort_fn(lu->pr, lu_pr_abort, lu);
 
 	pthread_mutex_lock(&t->lu_lock);
 	if (atomic_load(&t->lus[o->lun])) {

@@ -11,7 +11,7 @@
  *
  * Locking (the common path takes no lock):
  *   target->lu_lock      LU table writes (add/del); readers use atomic loads.
- *   target->nexus_lock   the attached-nexus list.
+ *   target->nexus_lock   the attached-nexus list (and the PREEMPT AND ABORT hook).
  *   lu->ua_lock          that LU's unit-attention queues; lu->ua_pending (atomic)
  *                        says whether anything is queued at all.
  *   lu->caw_lock         active COMPARE AND WRITE / ORWRITE ranges and their
@@ -138,6 +138,8 @@ struct scsi_target {
 	pthread_mutex_t nexus_lock;
 	struct scsi_nexus **nexus;
 	unsigned nnexus, nexus_cap;
+	scsi_preempt_abort_fn preempt_abort;   /* the transport's (under nexus_lock) */
+	void *preempt_abort_ctx;
 };
 
 /* ---- the command table (task.c) ---- */

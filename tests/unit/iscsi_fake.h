@@ -47,6 +47,7 @@ struct fake {
 	struct cap cap[FX_MAX_CAP];
 	unsigned ncap;
 	uint32_t cmdsn, itt, expstatsn;
+	uint8_t isid_lo;                /* last ISID byte; 0 means 1 */
 };
 
 static struct {
@@ -123,25 +124,47 @@ static struct iscsi_reactor *fx_ir(void)
 	return iscsi_reactor_of(0);
 }
 
-/* Completes bdev I/O and writes out queued PDUs until nothing moves. */
+/* Completes bdev I/O on every reactor's queue pair; returns how many. */
+static __attribute__((unused)) int fx_poll_bdev(unsigned *inflight)
+{
+	int n = 0;
+
+	*inflight = 0;
+	for (unsigned rid = 0; rid < REACTOR_MAX; rid++) {
+		struct iscsi_reactor *ir = iscsi_reactor_of(rid);
+
+		if (!ir || !ir->qp)
+			continue;
+		n += bdev_qp_poll(ir->qp);
+		*inflight += bdev_qp_inflight(ir->qp);
+	}
+	return n;
+}
+
+/* Completes bdev I/O, runs the engine's deferred calls and messages (what
+ * the reactors do on their next turns) and writes out queued PDUs until
+ * nothing moves. */
 static __attribute__((unused)) void fx_pump(struct fake *f)
 {
 	for (int i = 0; i < 1000; i++) {
-		int n = bdev_qp_poll(fx_ir()->qp);
+		unsigned inflight;
+		int n = fx_poll_bdev(&inflight);
 
+		n += (int)iscsi_run_deferred();
 		fake_flush(f);
-		if (n == 0 && bdev_qp_inflight(fx_ir()->qp) == 0 && f->nq == 0)
+		if (n == 0 && inflight == 0 && f->nq == 0)
 			break;
 	}
 }
 
-static __attribute__((unused)) struct fake *fx_connect(void)
+/* A connection arriving on reactor rid (its engine context must be started). */
+static __attribute__((unused)) struct fake *fx_connect_on(unsigned rid)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 
 	f->xc.ops = &fake_ops;
-	f->xc.reactor = reactor_get(0);
-	f->xc.pool = reactor_pool(reactor_get(0));
+	f->xc.reactor = reactor_get(rid);
+	f->xc.pool = reactor_pool(reactor_get(rid));
 	f->xc.family = AF_INET;
 	strcpy(f->xc.local_addr, "192.0.2.1");
 	f->xc.local_port = 3260;
@@ -151,6 +174,11 @@ static __attribute__((unused)) struct fake *fx_connect(void)
 	assert_non_null(f->conn);
 	f->itt = 0x100;
 	return f;
+}
+
+static __attribute__((unused)) struct fake *fx_connect(void)
+{
+	return fx_connect_on(0);
 }
 
 static __attribute__((unused)) void fx_free_caps(struct fake *f)
@@ -240,7 +268,7 @@ static __attribute__((unused)) void fx_login_bhs(struct fake *f, uint8_t *bhs, u
 	bhs[1] = flags;
 	put_be24(bhs + BHS_DLEN, dlen);
 	bhs[8] = 0x80;                  /* ISID: random type */
-	bhs[13] = 0x01;
+	bhs[13] = f->isid_lo ? f->isid_lo : 0x01;
 	put_be16(bhs + BHS_TSIH, tsih);
 	put_be32(bhs + BHS_ITT, f->itt);
 	put_be16(bhs + BHS_TTT, 1);     /* CID */
@@ -270,14 +298,17 @@ static __attribute__((unused)) uint16_t fx_status(const struct cap *c)
 
 #define STAGE(csg, nsg, t) ((uint8_t)((t ? ISCSI_LOGIN_TRANSIT : 0) | (csg) << 2 | (nsg)))
 
-/* Full login of a normal session with extra operational keys. */
-static __attribute__((unused)) struct fake *fx_login_normal(const char *const *op_keys)
+/* Full login of a normal session on reactor rid, ISID ending in isid_lo,
+ * with extra operational keys. */
+static __attribute__((unused)) struct fake *fx_login_normal_on(unsigned rid, uint8_t isid_lo,
+								const char *const *op_keys)
 {
-	struct fake *f = fx_connect();
+	struct fake *f = fx_connect_on(rid);
 	char text[4096];
 	uint32_t len;
 	const struct cap *c;
 
+	f->isid_lo = isid_lo;
 	len = fx_text(text, sizeof(text), "InitiatorName=" FX_INIT, "TargetName=" FX_TARGET,
 		      "SessionType=Normal", "AuthMethod=None", NULL);
 	c = fx_login_step(f, STAGE(0, 1, 1), text, len);
@@ -316,10 +347,18 @@ static __attribute__((unused)) struct fake *fx_login_normal(const char *const *o
 	return f;
 }
 
-static int fx_setup(void **state)
+static __attribute__((unused)) struct fake *fx_login_normal(const char *const *op_keys)
 {
-	struct reactor_opts ro = { .ncores = 1, .cores = { -1 }, .mode = POLL_SLEEP,
-				   .mem_limit = 64u << 20, .no_hugepages = true };
+	return fx_login_normal_on(0, 1, op_keys);
+}
+
+/* Reactors (set up, never run: the tests drive them by hand) with the
+ * engine's context on each, a RAM LUN 1 on FX_TARGET and a hidden target. */
+static __attribute__((unused)) int fx_setup_n(unsigned nreactors)
+{
+	struct reactor_opts ro = { .ncores = nreactors, .cores = { -1, -1, -1, -1 },
+				   .mode = POLL_SLEEP, .mem_limit = 64u << 20,
+				   .no_hugepages = true };
 	struct bdev_opts bo = { .type = BDEV_TYPE_RAM, .path = "fx", .size = FX_LUN_SIZE,
 				.block_size = 512 };
 	struct scsi_lu_opts lo = { .lun = 1, .vendor = "LICH", .product = "TEST",
@@ -327,7 +366,6 @@ static int fx_setup(void **state)
 	struct iscsi_opts io;
 	struct scsi_target *st;
 
-	(void)state;
 	log_init(getenv("FX_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR, 0);
 	assert_int_equal(reactors_init(&ro), 0);
 	iscsi_opts_default(&io);
@@ -348,11 +386,18 @@ static int fx_setup(void **state)
 	fx_g.hidden_conf.initiator_names = fx_g.hidden_names;
 	fx_g.hidden_conf.n_initiator_names = 1;
 	assert_int_equal(iscsi_target_add(st, &fx_g.hidden_conf, NULL, NULL), 0);
-	assert_int_equal(iscsi_reactor_start(reactor_get(0)), 0);
+	for (unsigned rid = 0; rid < nreactors; rid++)
+		assert_int_equal(iscsi_reactor_start(reactor_get(rid)), 0);
 	return 0;
 }
 
-static int fx_teardown(void **state)
+static __attribute__((unused)) int fx_setup(void **state)
+{
+	(void)state;
+	return fx_setup_n(1);
+}
+
+static __attribute__((unused)) int fx_teardown(void **state)
 {
 	(void)state;
 	iscsi_fini();

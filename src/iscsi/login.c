@@ -7,9 +7,17 @@
  *
  * The first complete request decides the session: InitiatorName required,
  * SessionType (default Normal), TargetName for normal sessions (exists, ACL
- * allows this initiator name and address, needs no authentication — CHAP is
- * not implemented, so a target with accounts refuses rather than pretends).
- * TSIH != 0 would add a connection to a session: lich has MaxConnections=1.
+ * allows this initiator name and address). TSIH != 0 would add a connection
+ * to a session: lich has MaxConnections=1.
+ *
+ * Authentication (iscsi/chap.h): a target with incominguser accounts (or
+ * discovery with incomingdiscoveryuser) accepts AuthMethod=CHAP only, others
+ * AuthMethod=None only. The CHAP exchange runs in the security stage with the
+ * accounts read under the registry lock; until it is done the target answers
+ * T=0, and a login that reaches the operational stage (or asks for it with
+ * nothing left to negotiate) without it fails with 0x0201. An authentication
+ * failure is answered after AUTH_FAIL_DELAY_US (a reactor timer), to slow down
+ * guessing; requests arriving meanwhile are ignored.
  *
  * The transition to full feature phase enters the session table; a session
  * with the same (InitiatorName, ISID, target) is reinstated — closed, tasks
@@ -22,9 +30,11 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/reactor.h"
 #include "internal.h"
 
 #define LOGIN_KV_MAX 256
+#define AUTH_FAIL_DELAY_US 1000000ull
 
 static const char *status_text(uint16_t st)
 {
@@ -63,19 +73,12 @@ static struct iscsi_pdu *login_rsp_new(struct iscsi_conn *c, const uint8_t *req)
 	return p;
 }
 
-/* Fails the login: response with the status, then the connection closes. */
-static void login_fail(struct iscsi_conn *c, struct iscsi_pdu *req, uint16_t status,
-		       const char *detail)
+/* The failure response to the request whose header is bhs; then close. */
+static void login_fail_send(struct iscsi_conn *c, const uint8_t *bhs, uint16_t status)
 {
-	struct iscsi_pdu *p = login_rsp_new(c, req->bhs);
-	uint8_t csg = ISCSI_LOGIN_CSG(req->bhs[BHS_FLAGS]);
+	struct iscsi_pdu *p = login_rsp_new(c, bhs);
+	uint8_t csg = ISCSI_LOGIN_CSG(bhs[BHS_FLAGS]);
 
-	log_info("login failed: initiator %s at %s, target %s: %s%s%s",
-		 c->params.initiator_name[0] ? c->params.initiator_name : "?", c->peer,
-		 c->params.target_name[0] ? c->params.target_name :
-		 (c->params.session_type == ISCSI_SESSION_DISCOVERY ? "(discovery)" : "?"),
-		 status_text(status), detail ? ": " : "", detail ? detail : "");
-	iscsi_pdu_free(c, req);
 	if (!p) {
 		conn_drop(c, "no memory for a login response");
 		return;
@@ -84,6 +87,45 @@ static void login_fail(struct iscsi_conn *c, struct iscsi_pdu *req, uint16_t sta
 	p->bhs[36] = (uint8_t)(status >> 8);
 	p->bhs[37] = (uint8_t)status;
 	conn_send_and_close(c, p, true);
+}
+
+/* Timer: the delayed answer to a failed authentication. */
+static void login_fail_fire(void *arg)
+{
+	struct iscsi_conn *c = conn_find_here((uint64_t)(uintptr_t)arg);
+
+	if (!c || !c->login_delaying || c->state != CONN_LOGIN)
+		return;
+	conn_get(c);
+	c->login_delaying = false;
+	login_fail_send(c, c->login_fail_bhs, c->login_fail_status);
+	conn_put(c);
+}
+
+/* Fails the login: response with the status, then the connection closes.
+ * Authentication failures are answered late (on a reactor; unit tests, which
+ * run no reactor, get the answer at once). */
+static void login_fail(struct iscsi_conn *c, struct iscsi_pdu *req, uint16_t status,
+		       const char *detail)
+{
+	struct reactor *r = reactor_self();
+
+	log_info("login failed: initiator %s at %s, target %s: %s%s%s",
+		 c->params.initiator_name[0] ? c->params.initiator_name : "?", c->peer,
+		 c->params.target_name[0] ? c->params.target_name :
+		 (c->params.session_type == ISCSI_SESSION_DISCOVERY ? "(discovery)" : "?"),
+		 status_text(status), detail ? ": " : "", detail ? detail : "");
+	memcpy(c->login_fail_bhs, req->bhs, ISCSI_BHS_LEN);
+	iscsi_pdu_free(c, req);
+	if (status == ISCSI_LOGIN_STATUS_AUTH_FAILED && r) {
+		c->login_fail_status = status;
+		c->login_delaying = true;
+		if (reactor_timer_add(r, AUTH_FAIL_DELAY_US, 0, login_fail_fire,
+				      (void *)(uintptr_t)c->id))
+			return;
+		c->login_delaying = false;
+	}
+	login_fail_send(c, c->login_fail_bhs, status);
 }
 
 /* Digests and the negotiated receive limit start with the first PDU after the
@@ -170,28 +212,22 @@ static uint16_t login_session_checks(struct iscsi_conn *c, struct iscsi_textbuf 
 		*detail = "no InitiatorName";
 		return ISCSI_LOGIN_STATUS_MISSING_PARAM;
 	}
-	if (discovery) {
-		if (reg_discovery_needs_auth()) {
-			log_err("iscsi: CHAP not implemented yet; discovery requires it "
-				"(incomingdiscoveryuser)");
-			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
-		}
-	} else {
+	if (!discovery) {
 		if (!p->target_name[0]) {
 			*detail = "no TargetName";
 			return ISCSI_LOGIN_STATUS_MISSING_PARAM;
 		}
-		c->login_tgt = reg_target_get(p->target_name);
+		if (c->login_tgt && strcmp(c->login_tgt->name, p->target_name) != 0) {
+			reg_target_put(c->login_tgt);
+			c->login_tgt = NULL;
+		}
+		if (!c->login_tgt)
+			c->login_tgt = reg_target_get(p->target_name);
 		if (!c->login_tgt)
 			return ISCSI_LOGIN_STATUS_TGT_NOT_FOUND;
 		if (!reg_target_allows(c->login_tgt, p->initiator_name,
 				       c->xc ? c->xc->peer_addr : ""))
 			return ISCSI_LOGIN_STATUS_TGT_FORBIDDEN;
-		if (reg_target_needs_auth(c->login_tgt)) {
-			log_err("iscsi: CHAP not implemented yet; target %s requires it",
-				c->login_tgt->name);
-			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
-		}
 	}
 	if (c->login_tsih != 0) {
 		/* Adding a connection to a session: MaxConnections=1. */
@@ -290,6 +326,93 @@ static uint16_t login_header_checks(struct iscsi_conn *c, const uint8_t *bhs)
 	return 0;
 }
 
+static const char *kv_find(const struct iscsi_kv *kv, unsigned n, const char *key)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(kv[i].key, key) == 0)
+			return kv[i].value;
+	return NULL;
+}
+
+/* First request: does the session it asks for need CHAP? Decided before
+ * negotiation, since it sets which AuthMethod we accept. The target found here
+ * is kept for the session checks. */
+static void login_auth_required(struct iscsi_conn *c, const struct iscsi_kv *kv, unsigned n)
+{
+	const char *type = kv_find(kv, n, "SessionType");
+	const char *name = kv_find(kv, n, "TargetName");
+
+	if (type && strcmp(type, "Discovery") == 0) {
+		c->chap.required = reg_discovery_needs_auth();
+		return;
+	}
+	if (!name)
+		return;      /* negotiation fails: no TargetName */
+	if (!c->login_tgt)
+		c->login_tgt = reg_target_get(name);
+	if (c->login_tgt)
+		c->chap.required = reg_target_needs_auth(c->login_tgt);
+}
+
+struct chap_call {
+	struct iscsi_conn *c;
+	const struct iscsi_kv *kv;
+	unsigned n;
+	struct iscsi_textbuf *tb;
+	const char *why;
+};
+
+static int chap_call(const struct chap_accounts *acc, void *arg)
+{
+	struct chap_call *a = arg;
+
+	return chap_step(&a->c->chap, acc, a->kv, a->n, a->tb, &a->why);
+}
+
+/* Security-stage authentication of one request; 0 or a login status. */
+static uint16_t login_auth(struct iscsi_conn *c, int csg, bool *transit,
+			   const struct iscsi_kv *kv, unsigned n, struct iscsi_textbuf *tb,
+			   const char **detail)
+{
+	bool chap = strcmp(c->params.auth_method, "CHAP") == 0;
+	struct chap_call a = { .c = c, .kv = kv, .n = n, .tb = tb };
+	int st;
+
+	if (csg != ISCSI_STAGE_SECURITY) {
+		if (c->chap.required && c->chap.phase != CHAP_DONE) {
+			*detail = "authentication required";
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		return 0;
+	}
+	if (!chap) {
+		if (chap_keys_present(kv, n)) {
+			*detail = "CHAP keys without AuthMethod=CHAP";
+			return ISCSI_LOGIN_STATUS_INIT_ERR;
+		}
+		if (c->chap.required && *transit) {
+			*detail = "authentication required";
+			return ISCSI_LOGIN_STATUS_AUTH_FAILED;
+		}
+		return 0;
+	}
+	st = reg_with_accounts(c->params.session_type == ISCSI_SESSION_DISCOVERY ? NULL :
+			       c->login_tgt, chap_call, &a);
+	if (st) {
+		*detail = a.why;
+		return (uint16_t)st;
+	}
+	if (c->chap.phase != CHAP_DONE) {
+		*transit = false;        /* not before authentication (§6.3, §12.1.3) */
+	} else if (c->chap.user[0]) {
+		log_info("login: initiator %s at %s authenticated by CHAP as %s%s",
+			 c->params.initiator_name, c->peer, c->chap.user,
+			 c->chap.mutual ? " (mutual)" : "");
+		c->chap.user[0] = 0;     /* logged once */
+	}
+	return 0;
+}
+
 static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 {
 	uint8_t f = req->bhs[BHS_FLAGS];
@@ -313,8 +436,10 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 		detail = "malformed text";
 		goto fail;
 	}
-	st = (uint16_t)iscsi_negotiate(&c->params, &iscsi_opts_cur.limits, csg, true, "None",
-				       kv, (unsigned)n, &tb);
+	if (!c->login_checked)
+		login_auth_required(c, kv, (unsigned)n);
+	st = (uint16_t)iscsi_negotiate(&c->params, &iscsi_opts_cur.limits, csg, true,
+				       c->chap.required ? "CHAP" : "None", kv, (unsigned)n, &tb);
 	if (st)
 		goto fail;
 	if (!c->login_checked) {
@@ -324,6 +449,9 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 			goto fail;
 		c->login_checked = true;
 	}
+	st = login_auth(c, csg, &transit, kv, (unsigned)n, &tb, &detail);
+	if (st)
+		goto fail;
 	if (transit && csg == ISCSI_STAGE_OPERATIONAL) {
 		/* Our own offers must be answered before we may transit (§6.3). */
 		int offers = iscsi_params_offer(&c->params, &iscsi_opts_cur.limits, true, &tb);
@@ -356,7 +484,8 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 		conn_drop(c, "no memory for a login response");
 		return;
 	}
-	memcpy(rsp->data, tb.buf, tb.len);
+	if (tb.len)        /* an empty answer (one-way CHAP done) has no buffer */
+		memcpy(rsp->data, tb.buf, tb.len);
 	iscsi_textbuf_free(&tb);
 	iscsi_pdu_free(c, req);
 	rsp->bhs[1] = (uint8_t)(csg << 2);
@@ -389,6 +518,11 @@ void login_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
 	if (c->state == CONN_LOGIN_WAIT) {
 		iscsi_pdu_free(c, p);
 		conn_drop(c, "login request while the previous one is pending");
+		return;
+	}
+	if (c->login_delaying) {
+		/* Failed; its answer is on the way. */
+		iscsi_pdu_free(c, p);
 		return;
 	}
 	if (rx_status) {

@@ -1,14 +1,21 @@
 /* slab.c — fixed-size object caches over pool pages; see include/mem/slab.h.
  *
- * Two layers:
- *   - the magazine (struct slab_mag, first in struct slab_cache): a LIFO array
- *     of free objects that slab_alloc()/slab_free() pop and push inline;
+ * Three layers:
+ *   - the loaded magazine (struct slab_mag, first in struct slab_cache): a LIFO
+ *     array of free objects that slab_alloc()/slab_free() pop and push inline;
+ *   - the previous magazine and the depot: whole magazines, each either full or
+ *     empty, that the slow paths exchange with the loaded one by pointer;
  *   - the slabs: one buddy block each, its header (struct slab) at the start
  *     of the block. Slab blocks are aligned to their size, so an object's slab
  *     is its address masked down. Slab objects are protocol objects, not RDMA
  *     buffers, so the block may carry our bookkeeping.
- * Objects move between the two in batches of half a magazine: a refill when
- * the magazine is empty, a flush of its oldest half when it is full.
+ * Objects move between magazines and slabs in batches of half a magazine: a
+ * refill when the loaded magazine is empty and neither the previous magazine
+ * nor the depot has a full one, a flush of its oldest half when it is full
+ * and the previous magazine and the depot are full too. Why two layers of
+ * magazines: a batch of frees larger than one magazine (a burst of completions)
+ * otherwise sends every other object through the slab bitmaps; with the depot
+ * it costs one pointer exchange per magazine.
  *
  * A slab's free objects are a bitmap (bit set = free in the slab), not a list
  * threaded through the objects: a refill takes many objects with a count-
@@ -16,9 +23,10 @@
  * header, and a clear bit means "out of the slab" (handed out or in the
  * magazine), which is what the double-free checks need.
  *
- * Counting: mag.taken counts objects out of their slabs; in_use (objects handed
- * out) is taken minus the magazine's count, so the inline paths maintain no
- * in_use counter of their own.
+ * Counting: mag.out counts objects handed out or in the loaded magazine;
+ * in_use is out minus the loaded count, so the inline paths maintain no in_use
+ * counter of their own. The previous magazine holds 0 or cap objects and each
+ * depot magazine cap, so cached is n + prev_n + depot_n * cap.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -43,6 +51,9 @@
  * objects), so a cache of big objects does not pin many slabs through it. */
 #define MAG_BYTES      (128u << 10)
 #define MAG_MIN        4
+/* All magazines of a cache together hold at most this many bytes (but always
+ * the loaded and previous ones): bounds what an idle cache keeps from the pool. */
+#define CACHE_MAG_BYTES (256u << 10)
 
 struct slab {
 	struct slab_cache *cache;
@@ -61,8 +72,31 @@ struct slab_geo {
 	uint32_t nobj;                   /* objects per slab */
 };
 
+/* A Bloom filter over a full magazine that is not loaded (previous or depot),
+ * built by the first slab_free_checked() that needs it: its contents cannot
+ * change until it is loaded again, which invalidates it. The checked free then
+ * tests 2 bits per magazine instead of scanning up to 18 x 64 pointers, which
+ * mem_free() (always checked) could not afford; the unchecked paths pay one
+ * store per magazine exchange. 16 words of 64 bits, both of an object's bits
+ * in one word (a blocked filter: one load per test); with 64 objects about 2%
+ * false positives, each costing one exact scan. Each magazine array is
+ * preceded by its filter, so no lookup is needed. */
+#define FILTER_WORDS 16
+struct mag_filter {
+	uint64_t valid;
+	uint64_t word[FILTER_WORDS];
+};
+#define MAG_STRIDE(cap) (sizeof(struct mag_filter) / sizeof(void *) + (cap))
+
 struct slab_cache {
 	struct slab_mag mag;             /* first: slab.h's inline paths use it */
+	void **prev;                     /* the previous magazine's array */
+	uint32_t prev_n;                 /* 0 or mag.cap */
+	uint32_t depot_n;                /* full magazines: depot[0 .. depot_n) */
+	uint32_t depot_max;              /* empty ones: depot[depot_n .. depot_max) */
+	void **depot[SLAB_DEPOT_MAX];
+	void **mag_mem;                  /* every magazine (filter + array), one
+					  * allocation */
 	struct slab *partial;            /* slabs with free objects (incl. the spare) */
 	struct slab *full;               /* slabs with every object out */
 	struct slab *spare;              /* the one empty slab kept; it stays on partial */
@@ -155,6 +189,16 @@ static uint32_t mag_capacity(size_t obj_size)
 	return (uint32_t)cap & ~1u;
 }
 
+/* Depot magazines beside loaded and previous, within CACHE_MAG_BYTES. */
+static uint32_t depot_capacity(size_t obj_size, uint32_t cap)
+{
+	size_t mags = CACHE_MAG_BYTES / (obj_size * cap);
+
+	if (mags <= 2)
+		return 0;
+	return mags - 2 > SLAB_DEPOT_MAX ? SLAB_DEPOT_MAX : (uint32_t)(mags - 2);
+}
+
 /* ---------- cache ---------- */
 
 struct slab_cache *slab_cache_create(struct mem_pool *p, const char *name,
@@ -179,6 +223,18 @@ struct slab_cache *slab_cache_create(struct mem_pool *p, const char *name,
 		goto invalid;
 	}
 	c->mag.cap = mag_capacity(obj_size);
+	c->depot_max = depot_capacity(obj_size, c->mag.cap);
+	const size_t stride = MAG_STRIDE(c->mag.cap);
+
+	c->mag_mem = calloc(stride * (2 + c->depot_max), sizeof(void *));
+	if (!c->mag_mem) {
+		free(c);
+		return NULL;
+	}
+	c->mag.obj = c->mag_mem + stride - c->mag.cap;
+	c->prev = c->mag.obj + stride;
+	for (uint32_t i = 0; i < c->depot_max; i++)
+		c->depot[i] = c->prev + stride * (1 + i);
 	c->pool = p;
 	c->tab = mem_pool_chunk_table(p);
 	snprintf(c->name, sizeof(c->name), "%s", name ? name : "slab");
@@ -221,7 +277,7 @@ static void release_list(struct slab_cache *c, struct slab **head)
 	}
 }
 
-/* The magazine's objects live in the slabs released here: no flush needed. */
+/* The magazines' objects live in the slabs released here: no flush needed. */
 void slab_cache_destroy(struct slab_cache *c)
 {
 	if (!c)
@@ -231,6 +287,7 @@ void slab_cache_destroy(struct slab_cache *c)
 		release_list(c, &c->full);
 		unlink_from_pool(c);
 	}
+	free(c->mag_mem);
 	free(c);
 }
 
@@ -242,7 +299,9 @@ void slab_cache_orphan(struct slab_cache *c)
 	c->slabs = 0;
 	c->mag.n = 0;
 	c->mag.cap = 0;     /* every alloc and free now takes the slow path */
-	c->mag.taken = 0;
+	c->mag.out = 0;
+	c->prev_n = 0;
+	c->depot_n = 0;
 }
 
 size_t slab_obj_size(const struct slab_cache *c) { return c->geo.obj_size; }
@@ -254,7 +313,7 @@ struct slab_cache *slab_cache_next(struct mem_pool *p, struct slab_cache *prev)
 
 void slab_get_stats(const struct slab_cache *c, struct slab_stats *out)
 {
-	size_t in_use = c->mag.taken - c->mag.n;
+	size_t in_use = c->mag.out - c->mag.n;
 
 	out->name = c->name;
 	out->obj_size = c->geo.obj_size;
@@ -265,8 +324,10 @@ void slab_get_stats(const struct slab_cache *c, struct slab_stats *out)
 	out->slab_bytes = c->slabs * ((size_t)BUDDY_PAGE_SIZE << c->order);
 	out->allocs = c->mag.allocs;
 	out->failed = c->failed;
-	out->cached = c->mag.n;
-	out->cached_max = c->mag.cap;
+	out->cached = c->mag.n + c->prev_n + (size_t)c->depot_n * c->mag.cap;
+	out->cached_max = (size_t)c->mag.cap * (2 + c->depot_max);
+	out->mag_cap = c->mag.cap;
+	out->depot = c->depot_n;
 }
 
 /* ---------- slabs: taking objects out, putting them back ---------- */
@@ -352,7 +413,7 @@ obj_locate(const struct slab_cache *c, const struct slab_geo *g, const void *obj
 }
 
 /* Returns obj, which is out of its slab, to the slab. The caller adjusts
- * mag.taken (once per batch). */
+ * mag.out (once per batch) if obj was in the loaded magazine. */
 static inline __attribute__((always_inline)) int
 slab_put(struct slab_cache *c, const struct slab_geo *g, void *obj)
 {
@@ -380,35 +441,98 @@ static void __attribute__((noinline, cold)) bad_free(struct slab_cache *c, void 
 		"not an object); ignored", c->name, obj, when);
 }
 
-/* Returns the count oldest magazine objects (the bottom of the stack, the
- * coldest) to their slabs. An object that fails the header checks was freed
- * wrongly with slab_free() in a release build: logged and dropped. */
-static void mag_flush(struct slab_cache *c, uint32_t count)
+/* Returns objs[0 .. count) to their slabs; returns how many went back. An
+ * object that fails the header checks was freed wrongly with slab_free() in a
+ * release build: logged and dropped. */
+static uint32_t objs_to_slabs(struct slab_cache *c, void **objs, uint32_t count)
 {
-	struct slab_mag *m = &c->mag;
 	const struct slab_geo g = c->geo;
 	uint32_t back = 0;
 
 	for (uint32_t i = 0; i < count; i++) {
-		if (slab_put(c, &g, m->obj[i]) == 0)
+		if (slab_put(c, &g, objs[i]) == 0)
 			back++;
 		else
-			bad_free(c, m->obj[i], " found in the magazine");
+			bad_free(c, objs[i], " found in a magazine");
 	}
-	m->taken -= back;
+	return back;
+}
+
+/* Returns the count oldest objects of the loaded magazine (the bottom of the
+ * stack, the coldest) to their slabs. */
+static void mag_flush(struct slab_cache *c, uint32_t count)
+{
+	struct slab_mag *m = &c->mag;
+
+	m->out -= objs_to_slabs(c, m->obj, count);
 	m->n -= count;
 	memmove(m->obj, m->obj + count, m->n * sizeof(m->obj[0]));
 }
 
-/* The magazine is empty: take half a magazine from the partial slabs, or from
- * a new slab if there are none, then pop. A refill never takes a new slab just
- * to fill up: partial slabs are used up first and keep the footprint small. */
+static struct mag_filter *filter_of(void *const *mag)
+{
+	return (struct mag_filter *)(uintptr_t)mag - 1;
+}
+
+/* The loaded magazine is empty: load a full one instead — the previous, else
+ * one from the depot (the empty one takes its place there). False if there is
+ * none. */
+static bool mag_load_full(struct slab_cache *c)
+{
+	struct slab_mag *m = &c->mag;
+	void **empty = m->obj;
+
+	if (c->prev_n) {
+		m->obj = c->prev;
+		c->prev = empty;
+		c->prev_n = 0;
+	} else if (c->depot_n) {
+		c->depot_n--;
+		m->obj = c->depot[c->depot_n];
+		c->depot[c->depot_n] = empty;
+	} else {
+		return false;
+	}
+	filter_of(m->obj)->valid = 0;    /* its contents will change */
+	m->n = m->cap;
+	m->out += m->cap;
+	return true;
+}
+
+/* The loaded magazine is full: load an empty one instead — the previous, else
+ * the previous (full) goes to the depot, the loaded one becomes previous and an
+ * empty one from the depot is loaded. False if the depot is full. */
+static bool mag_load_empty(struct slab_cache *c)
+{
+	struct slab_mag *m = &c->mag;
+	void **full = m->obj;
+
+	if (c->prev_n == 0) {
+		m->obj = c->prev;
+	} else if (c->depot_n < c->depot_max) {
+		m->obj = c->depot[c->depot_n];
+		c->depot[c->depot_n++] = c->prev;
+	} else {
+		return false;
+	}
+	filter_of(m->obj)->valid = 0;
+	c->prev = full;
+	c->prev_n = m->cap;
+	m->n = 0;
+	m->out -= m->cap;
+	return true;
+}
+
+/* The loaded magazine is empty: load a full one, or else take half a magazine
+ * from the partial slabs, or from a new slab if there are none, then pop. A
+ * refill never takes a new slab just to fill up: partial slabs are used up
+ * first and keep the footprint small. */
 void *slab_alloc_slow(struct slab_cache *c)
 {
 	struct slab_mag *m = &c->mag;
 	uint32_t want = m->cap / 2, got = 0;
 
-	if (m->n > 0)
+	if (m->n > 0 || (m->cap && mag_load_full(c)))
 		return slab_alloc(c);
 	while (got < want && c->partial)
 		got += slab_take(c, c->partial, m->obj + got, want - got);
@@ -422,16 +546,17 @@ void *slab_alloc_slow(struct slab_cache *c)
 		got = slab_take(c, s, m->obj, want);
 	}
 	m->n = got;
-	m->taken += got;
+	m->out += got;
 	return slab_alloc(c);
 }
 
-/* Pushes obj, known good; flushes half the magazine first if it is full. */
+/* Pushes obj, known good. If the loaded magazine is full, loads an empty one
+ * first, or when the depot is full too flushes half of it to the slabs. */
 static void mag_push(struct slab_cache *c, void *obj)
 {
 	struct slab_mag *m = &c->mag;
 
-	if (m->n == m->cap)
+	if (m->n == m->cap && !mag_load_empty(c))
 		mag_flush(c, m->cap / 2);
 	m->obj[m->n++] = obj;
 }
@@ -449,10 +574,19 @@ void slab_free_slow(struct slab_cache *c, void *obj)
 	mag_push(c, obj);
 }
 
+/* Every magazine back to the slabs; their arrays stay, empty, for reuse. */
 void slab_cache_flush(struct slab_cache *c)
 {
-	if (c->pool)
-		mag_flush(c, c->mag.n);
+	if (!c->pool)
+		return;
+	mag_flush(c, c->mag.n);
+	/* mag.out left these out when they were swapped away; an object dropped
+	 * as a bad free counts as in use again, as in mag_flush(). */
+	c->mag.out += c->prev_n - objs_to_slabs(c, c->prev, c->prev_n);
+	c->prev_n = 0;
+	for (; c->depot_n > 0; c->depot_n--)
+		c->mag.out += c->mag.cap -
+			      objs_to_slabs(c, c->depot[c->depot_n - 1], c->mag.cap);
 }
 
 void slab_cache_trim(struct slab_cache *c)
@@ -476,9 +610,9 @@ void slab_cache_trim(struct slab_cache *c)
  * hit from anything else — another pointer sharing a word — only costs the
  * exact rescan below. Byte order does not matter. */
 typedef uint32_t u32x4 __attribute__((vector_size(16)));
-_Static_assert(sizeof(void *) == 8, "in_magazine() packs two pointers in 16 bytes");
+_Static_assert(sizeof(void *) == 8, "in_array() packs two pointers in 16 bytes");
 
-static bool in_magazine(const struct slab_mag *m, const void *obj)
+static bool in_array(void *const *objs, uint32_t n, const void *obj)
 {
 	uint32_t w[2];
 	u32x4 hit = { 0, 0, 0, 0 };
@@ -487,22 +621,72 @@ static bool in_magazine(const struct slab_mag *m, const void *obj)
 	memcpy(w, &obj, sizeof(w));
 	const u32x4 key = { w[0], ~w[1], w[0], ~w[1] };
 
-	for (; i + 8 <= m->n; i += 8) {
+	for (; i + 8 <= n; i += 8) {
 		u32x4 v[4];
 
-		memcpy(v, &m->obj[i], sizeof(v));
+		memcpy(v, &objs[i], sizeof(v));
 		hit |= (u32x4)(v[0] == key) | (u32x4)(v[1] == key) |
 		       (u32x4)(v[2] == key) | (u32x4)(v[3] == key);
 	}
 	bool maybe = (hit[0] | hit[1] | hit[2] | hit[3]) != 0;
 
-	for (; i < m->n; i++)
-		maybe |= m->obj[i] == obj;
+	for (; i < n; i++)
+		maybe |= objs[i] == obj;
 	if (!maybe)
 		return false;
-	for (i = 0; i < m->n; i++)
-		if (m->obj[i] == obj)
+	for (i = 0; i < n; i++)
+		if (objs[i] == obj)
 			return true;
+	return false;
+}
+
+/* obj's word (top 4 bits of a multiplicative hash) and its two bits there
+ * (the next 6 and 6). */
+static unsigned filter_hash(const void *obj, uint64_t *bits)
+{
+	uint64_t h = (uint64_t)(uintptr_t)obj * 0x9e3779b97f4a7c15ull;
+
+	*bits = 1ull << (h >> 54 & 63) | 1ull << (h >> 48 & 63);
+	return (unsigned)(h >> 60);
+}
+
+/* Builds the filter of full magazine mag if it has none; returns it. */
+static const struct mag_filter *filter_get(const struct slab_cache *c, void *const *mag)
+{
+	struct mag_filter *f = filter_of(mag);
+
+	if (__builtin_expect(!f->valid, 0)) {
+		memset(f->word, 0, sizeof(f->word));
+		for (uint32_t i = 0; i < c->mag.cap; i++) {
+			uint64_t bits;
+			unsigned w = filter_hash(mag[i], &bits);
+
+			f->word[w] |= bits;
+		}
+		f->valid = 1;
+	}
+	return f;
+}
+
+/* obj is in one of the magazines: loaded (scanned), previous or depot (their
+ * filters, and a scan where a filter says maybe). */
+static bool in_magazine(const struct slab_cache *c, const void *obj)
+{
+	uint64_t bits;
+	unsigned w = filter_hash(obj, &bits);
+
+	if (in_array(c->mag.obj, c->mag.n, obj))
+		return true;
+	if (c->prev_n && (filter_get(c, c->prev)->word[w] & bits) == bits &&
+	    in_array(c->prev, c->mag.cap, obj))
+		return true;
+	for (uint32_t i = 0; i < c->depot_n; i++) {
+		void *const *mag = c->depot[i];
+
+		if ((filter_get(c, mag)->word[w] & bits) == bits &&
+		    in_array(mag, c->mag.cap, obj))
+			return true;
+	}
 	return false;
 }
 
@@ -517,7 +701,7 @@ int slab_free_checked(struct slab_cache *c, void *obj)
 		return -EINVAL;
 	if (obj_locate(c, &c->geo, obj, &s, &idx) < 0)
 		return -EINVAL;             /* not an object, or back in its slab */
-	if (in_magazine(&c->mag, obj))
+	if (in_magazine(c, obj))
 		return -EINVAL;             /* freed already, not yet reused */
 	mag_push(c, obj);
 	return 0;

@@ -335,7 +335,7 @@ static void test_bad_frees(void **state)
 	assert_non_null(pg);
 	/* The first refill took more objects than it handed out: the rest wait
 	 * in the magazine, free, and must be rejected like any free object. */
-	assert_int_equal(cstats(a).cached, cstats(a).cached_max / 2 - 2);
+	assert_int_equal(cstats(a).cached, cstats(a).mag_cap / 2 - 2);
 	void *waiting = slab_alloc(a);
 
 	assert_int_equal(slab_free_checked(a, waiting), 0);     /* in the magazine */
@@ -352,7 +352,7 @@ static void test_bad_frees(void **state)
 	assert_int_equal(cstats(a).in_use, 2);
 
 	/* Never handed out and still in its slab: the first refill took objects
-	 * 0 .. cached_max / 2 - 1 in address order, x was the last of them. */
+	 * 0 .. mag_cap / 2 - 1 in address order, x was the last of them. */
 	uint8_t *top = x > y ? x : y;
 
 	assert_int_equal(slab_free_checked(a, top + slab_obj_size(a)), -EINVAL);
@@ -468,6 +468,30 @@ static void test_slab_free_bad_release(void **state)
 	assert_disjoint(o, n, 64);
 	while (n)
 		slab_free(a, o[--n]);
+
+	/* The same net for a double free that went on into the depot. */
+	size_t k = 3 * cstats(a).mag_cap;
+	void **d = malloc(k * sizeof(*d));
+
+	assert_non_null(d);
+	for (size_t i = 0; i < k; i++)
+		d[i] = slab_alloc(a);
+	slab_free(a, d[0]);
+	slab_free(a, d[0]);
+	for (size_t i = 1; i < k; i++)
+		slab_free(a, d[i]);
+	assert_true(cstats(a).depot >= 1);
+	slab_cache_flush(a);
+	assert_int_equal(cstats(a).cached, 0);
+	assert_int_equal(cstats(a).depot, 0);
+	assert_int_equal(cstats(a).in_use, 0);
+	assert_int_equal(slab_free_checked(a, d[0]), -EINVAL);
+	for (size_t i = 0; i < k; i++)
+		d[i] = slab_alloc(a);
+	assert_disjoint(d, k, 64);
+	for (size_t i = 0; i < k; i++)
+		assert_int_equal(slab_free_checked(a, d[i]), 0);
+	free(d);
 	slab_cache_destroy(a);
 	slab_cache_destroy(b);
 	mem_pool_destroy(p);
@@ -580,8 +604,10 @@ static void test_mem_free_finds_cache(void **state)
 
 /* ---------- the magazine ---------- */
 
-/* Refill and flush move exactly half a magazine, at exactly the boundaries:
- * a refill when an alloc finds it empty, a flush when a free finds it full. */
+/* The loaded magazine: refills of half a magazine from the slabs when neither
+ * the previous magazine nor the depot has a full one; frees beyond it go to the
+ * previous magazine and the depot by swapping whole magazines, never through a
+ * slab; LIFO across all of them. */
 static void test_magazine_boundaries(void **state)
 {
 	(void)state;
@@ -590,10 +616,12 @@ static void test_magazine_boundaries(void **state)
 	struct slab_cache *c = slab_cache_create(p, "mag", 64, 0);
 	void *o[N];
 	struct slab_stats s = cstats(c);
-	size_t cap = s.cached_max, half = cap / 2;
+	size_t cap = s.mag_cap, half = cap / 2;
 
-	assert_true(cap >= 4 && cap <= SLAB_MAG_MAX && cap % 2 == 0);
+	assert_int_equal(cap, SLAB_MAG_MAX);    /* 64 B: the full size */
+	assert_int_equal(s.cached_max, (2 + SLAB_DEPOT_MAX) * cap);
 	assert_int_equal(s.cached, 0);
+	assert_int_equal(s.depot, 0);
 	assert_int_equal(s.slabs, 0);           /* nothing taken before the first alloc */
 
 	/* First alloc: refill of half, one handed out. */
@@ -618,39 +646,198 @@ static void test_magazine_boundaries(void **state)
 	assert_int_equal(s.in_use, N);
 	assert_int_equal(s.allocs, N);
 	assert_int_equal(s.high_water, N);
+	size_t slabs = s.slabs, cached0 = s.cached;
 
-	/* Frees fill the magazine up to cap without touching a slab... */
-	size_t cached0 = cstats(c).cached;
-
+	/* Frees fill the loaded magazine up to cap... */
 	for (size_t i = 0; i < cap - cached0; i++)
 		slab_free(c, o[--n]);
 	assert_int_equal(cstats(c).cached, cap);
-	assert_int_equal(cstats(c).in_use, n);
-	/* Double frees are caught wherever they sit in a full magazine. */
-	for (size_t i = N - 1; i >= n; i -= 3)
-		assert_int_equal(slab_free_checked(c, o[i]), -EINVAL);
-	assert_int_equal(cstats(c).cached, cap);
-	/* ...the next free flushes the oldest half first, then pushes. */
-	void *last = o[--n];
+	assert_int_equal(cstats(c).depot, 0);
+	/* ...the next free swaps it with the empty previous magazine... */
+	slab_free(c, o[--n]);
+	s = cstats(c);
+	assert_int_equal(s.cached, cap + 1);
+	assert_int_equal(s.depot, 0);
+	assert_int_equal(s.in_use, n);
+	/* ...and at the boundary alloc/free swap back and forth, touching no
+	 * slab (the previous magazine is full, then empty, then full). */
+	for (unsigned k = 0; k < 5; k++) {
+		void *x = slab_alloc(c), *y = slab_alloc(c);
 
-	slab_free(c, last);
-	assert_int_equal(cstats(c).cached, half + 1);
-	assert_int_equal(cstats(c).in_use, n);
-	/* LIFO: the newest free comes back first, then the one before it. */
-	void *before = o[n + 1];
-
-	assert_ptr_equal(slab_alloc(c), last);
-	assert_ptr_equal(slab_alloc(c), before);
-	assert_int_equal(cstats(c).high_water, N);   /* reuse is not a new peak */
-	n += 2;
+		assert_ptr_equal(x, o[n]);       /* LIFO across the swap */
+		assert_ptr_equal(y, o[n + 1]);
+		assert_int_equal(cstats(c).cached, cap - 1);
+		slab_free(c, y);
+		slab_free(c, x);
+		assert_int_equal(cstats(c).cached, cap + 1);
+		assert_int_equal(cstats(c).depot, 0);
+	}
+	/* Loaded and previous full: the next free pushes previous to the depot. */
+	for (size_t i = 0; i < cap - 1; i++)
+		slab_free(c, o[--n]);
+	assert_int_equal(cstats(c).cached, 2 * cap);
+	assert_int_equal(cstats(c).depot, 0);
+	slab_free(c, o[--n]);
+	s = cstats(c);
+	assert_int_equal(s.cached, 2 * cap + 1);
+	assert_int_equal(s.depot, 1);
+	/* Everything freed: all of it in magazines, not one object flushed. */
 	while (n)
 		slab_free(c, o[--n]);
 	s = cstats(c);
 	assert_int_equal(s.in_use, 0);
-	assert_true(s.cached <= cap && s.cached >= half);
-	assert_int_equal(s.allocs, N + 2);
-	assert_int_equal(s.failed, 0);
+	assert_int_equal(s.cached, cached0 + N);
+	/* the loaded magazine is pushed only by the free after it fills */
+	assert_int_equal(s.depot, (cached0 + N + cap - 1) / cap - 2);
+	assert_int_equal(s.slabs, slabs);
+	/* Double frees are caught wherever they sit: loaded, previous or depot,
+	 * and change nothing. */
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(slab_free_checked(c, o[i]), -EINVAL);
+	assert_int_equal(cstats(c).cached, cached0 + N);
+	/* LIFO over every magazine: the objects come back in reverse free order,
+	 * popped from the depot without a refill. */
+	for (size_t i = 0; i < N; i++)
+		assert_ptr_equal(slab_alloc(c), o[i]);
+	s = cstats(c);
+	assert_int_equal(s.cached, cached0);
+	assert_int_equal(s.depot, 0);
+	assert_int_equal(s.in_use, N);
+	assert_int_equal(s.high_water, N);   /* reuse is not a new peak */
+	assert_int_equal(s.allocs, N + N + 10);
+	assert_int_equal(s.slabs, slabs);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(slab_free_checked(c, o[i]), 0);
+	assert_int_equal(cstats(c).in_use, 0);
+	assert_int_equal(cstats(c).failed, 0);
 	slab_cache_destroy(c);
+	assert_int_equal(pool_pages(p), 0);
+	mem_pool_destroy(p);
+}
+
+/* The depot is bounded: with it full, frees flush half the loaded magazine
+ * to the slabs; allocs empty the depot before refilling from the slabs; flush
+ * and trim give everything back. */
+static void test_depot_bounds(void **state)
+{
+	(void)state;
+	struct mem_pool *p = new_pool(32 * MiB);
+	struct slab_cache *c = slab_cache_create(p, "depot", 64, 0);
+	struct slab_stats s = cstats(c);
+	size_t cap = s.mag_cap, max = s.cached_max, m = max + 3 * cap;
+	void **o = malloc(m * sizeof(*o));
+
+	assert_non_null(o);
+	for (size_t i = 0; i < m; i++)
+		assert_non_null(o[i] = slab_alloc(c));
+	assert_disjoint(o, m, 64);
+	shuffle(o, m);
+	size_t cached0 = cstats(c).cached;
+
+	for (size_t i = 0; i < m; i++) {
+		slab_free(c, o[i]);
+		s = cstats(c);
+		assert_true(s.cached <= max);
+		assert_true(s.depot <= SLAB_DEPOT_MAX);
+		assert_int_equal(s.in_use, m - i - 1);
+		if (cached0 + i + 1 <= max)            /* room left: nothing flushed */
+			assert_int_equal(s.cached, cached0 + i + 1);
+	}
+	s = cstats(c);
+	assert_int_equal(s.depot, SLAB_DEPOT_MAX);
+	/* Full depot: each flush returns half a magazine, so the loaded one holds
+	 * more than half. */
+	assert_true(s.cached > max - cap / 2 && s.cached <= max);
+	/* Double frees of objects deep in the depot and of flushed ones: caught. */
+	for (size_t i = 0; i < m; i += 7)
+		assert_int_equal(slab_free_checked(c, o[i]), -EINVAL);
+	assert_int_equal(cstats(c).cached, s.cached);
+
+	/* Allocs drain the magazines first: no new slab, no refill... */
+	size_t cached = s.cached, slabs = s.slabs;
+
+	for (size_t i = 0; i < cached; i++)
+		assert_non_null(o[i] = slab_alloc(c));
+	s = cstats(c);
+	assert_int_equal(s.cached, 0);
+	assert_int_equal(s.depot, 0);
+	assert_int_equal(s.slabs, slabs);
+	/* ...then refill half a magazine from the slabs. */
+	assert_non_null(o[cached] = slab_alloc(c));
+	assert_int_equal(cstats(c).cached, cap / 2 - 1);
+	assert_disjoint(o, cached + 1, 64);
+	for (size_t i = 0; i <= cached; i++)
+		slab_free(c, o[i]);
+	assert_int_equal(cstats(c).in_use, 0);
+	assert_true(cstats(c).depot > 0);
+
+	/* Flush: every magazine back to the slabs, all but a spare slab freed. */
+	slab_cache_flush(c);
+	s = cstats(c);
+	assert_int_equal(s.cached, 0);
+	assert_int_equal(s.depot, 0);
+	assert_int_equal(s.slabs, 1);
+	assert_int_equal(pool_pages(p), s.slab_bytes);
+	/* The magazines work as before after a flush. */
+	void *x = slab_alloc(c);
+
+	assert_non_null(x);
+	assert_int_equal(slab_free_checked(c, x), 0);
+	assert_int_equal(slab_free_checked(c, x), -EINVAL);
+	/* Trim (mem_pool_trim()): not even the spare stays. */
+	mem_pool_trim(p);
+	s = cstats(c);
+	assert_int_equal(s.cached, 0);
+	assert_int_equal(s.slabs, 0);
+	assert_int_equal(pool_pages(p), 0);
+	assert_int_equal(s.failed, 0);
+	free(o);
+	slab_cache_destroy(c);
+	mem_pool_destroy(p);
+}
+
+/* What the magazines of a cache may hold is bounded by bytes: 256 KiB, or
+ * the loaded and previous magazines if those alone are more. */
+static void test_magazine_limits(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 16, 64, 200, 512, 1024, 2048, 8192, 100000 };
+	struct mem_pool *p = new_pool(16 * MiB);
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct slab_cache *c = slab_cache_create(p, "lim", sizes[k], 0);
+		struct slab_stats s;
+
+		assert_non_null(c);
+		s = cstats(c);
+		assert_true(s.mag_cap >= 4 && s.mag_cap <= SLAB_MAG_MAX && s.mag_cap % 2 == 0);
+		assert_int_equal(s.cached_max % s.mag_cap, 0);
+		size_t mags = s.cached_max / s.mag_cap;
+
+		assert_true(mags >= 2 && mags <= 2 + SLAB_DEPOT_MAX);
+		assert_true(mags == 2 || s.cached_max * s.obj_size <= 256 * 1024);
+		if (s.obj_size <= 64)
+			assert_int_equal(mags, 2 + SLAB_DEPOT_MAX);
+		if (s.obj_size == 512)
+			assert_int_equal(mags, 8);
+		if (s.obj_size >= 2048)
+			assert_int_equal(mags, 2);
+		/* Filling past the bound keeps it. */
+		size_t m = s.cached_max + 2 * s.mag_cap;
+		void **o = malloc(m * sizeof(*o));
+
+		assert_non_null(o);
+		for (size_t i = 0; i < m; i++)
+			assert_non_null(o[i] = slab_alloc(c));
+		for (size_t i = 0; i < m; i++)
+			slab_free(c, o[i]);
+		s = cstats(c);
+		assert_true(s.cached <= s.cached_max);
+		assert_true(s.cached * s.obj_size <= 256 * 1024 || s.cached <= 2 * s.mag_cap);
+		assert_int_equal(s.in_use, 0);
+		free(o);
+		slab_cache_destroy(c);
+	}
 	assert_int_equal(pool_pages(p), 0);
 	mem_pool_destroy(p);
 }
@@ -675,7 +862,7 @@ static void test_magazine_stats(void **state)
 	assert_int_equal(s.bytes_in_use, 6 * 200);
 	assert_int_equal(s.high_water, 10);
 	assert_int_equal(s.allocs, 10);
-	assert_int_equal(s.cached, s.cached_max / 2 - 10 + 4);
+	assert_int_equal(s.cached, s.mag_cap / 2 - 10 + 4);
 	assert_int_equal(s.slabs, 1);
 	size_t pages = pool_pages(p);
 
@@ -821,6 +1008,8 @@ int main(void)
 		cmocka_unit_test(test_mem_free_finds_cache),
 		cmocka_unit_test(test_cache_list),
 		cmocka_unit_test(test_magazine_boundaries),
+		cmocka_unit_test(test_depot_bounds),
+		cmocka_unit_test(test_magazine_limits),
 		cmocka_unit_test(test_magazine_stats),
 		cmocka_unit_test(test_trim_flushes_magazines),
 	};

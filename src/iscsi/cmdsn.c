@@ -161,6 +161,10 @@ void held_clear(struct iscsi_conn *c)
 	while ((t = c->sess.held)) {
 		c->sess.held = t->held_next;
 		t->held = false;
+		/* An ABORT TASK already marked it; only the hold kept it alive,
+		 * and task_abort() will not look at it again. */
+		if (t->aborted)
+			task_maybe_release(t);
 	}
 	c->sess.nheld = 0;
 }

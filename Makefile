@@ -31,7 +31,7 @@ TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_SRCS := $(sort $(wildcard tests/bench/*.c))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all check check-asan check-vm check-all tests bench clean deps-check
+.PHONY: all check check-asan check-vm check-all fuzz fuzz-regress tests bench clean deps-check
 all: deps-check $(BINS)
 
 deps-check:
@@ -68,16 +68,30 @@ check: tests
 check-vm: all
 	@tests/vm/run-tests $(BUILD)
 
+# libFuzzer harnesses (clang): `make fuzz FUZZ_ARGS="600"` runs each for 600 s;
+# fuzz-regress replays every seed and every saved reproducer once.
+fuzz:
+	@tests/fuzz/run $(FUZZ_ARGS)
+
+fuzz-regress:
+	@mkdir -p build; tests/fuzz/run --regress >build/fuzz-regress.log 2>&1; rc=$$?; \
+	 grep -E 'inputs ok|FAIL|ERROR|error:' build/fuzz-regress.log; \
+	 n=$$(grep -c 'inputs ok' build/fuzz-regress.log); \
+	 if [ $$rc -eq 0 ]; then echo "$$n 0" >build/.results-fuzz; echo "fuzz-regress: $$n passed, 0 failed"; \
+	 else echo "$$n 1" >build/.results-fuzz; tail -30 build/fuzz-regress.log; echo "fuzz-regress: $$n passed, 1 failed"; fi; \
+	 [ $$rc -eq 0 ]
+
 check-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  EXTRA_CFLAGS="$(SAN) $(SAN_DEFS)" EXTRA_LDFLAGS="$(SAN)" check
 
 check-all:
-	@rm -f build/.results build-asan/.results
+	@rm -f build/.results build-asan/.results build/.results-fuzz
 	@$(MAKE) --no-print-directory check; a=$$?; \
 	 $(MAKE) --no-print-directory check-asan; b=$$?; \
-	 tests/total build/.results build-asan/.results; c=$$?; \
-	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]
+	 $(MAKE) --no-print-directory fuzz-regress; f=$$?; \
+	 tests/total build/.results build-asan/.results build/.results-fuzz; c=$$?; \
+	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$f -eq 0 ] && [ $$c -eq 0 ]
 
 clean:
 	rm -rf build build-asan

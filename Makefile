@@ -3,7 +3,7 @@
 #   make check        unit + integration tests
 #   make check-asan   the same under AddressSanitizer + UBSan (build-asan/)
 #   make check-vm     tests with a real Linux initiator in a QEMU guest (SKIP_VM=1 skips)
-#   make check-all    all of them, with one closing "N passed, N failed" line
+#   make check-all    all of them (and fuzz-regress), with one closing "N passed, N failed" line
 CC      ?= gcc
 BUILD   ?= build
 PKGS    := libibverbs librdmacm numa liburing
@@ -86,12 +86,13 @@ check-asan:
 	  EXTRA_CFLAGS="$(SAN) $(SAN_DEFS)" EXTRA_LDFLAGS="$(SAN)" check
 
 check-all:
-	@rm -f build/.results build-asan/.results build/.results-fuzz
+	@rm -f build/.results build-asan/.results build/.results-fuzz build/.results-vm
 	@$(MAKE) --no-print-directory check; a=$$?; \
 	 $(MAKE) --no-print-directory check-asan; b=$$?; \
 	 $(MAKE) --no-print-directory fuzz-regress; f=$$?; \
-	 tests/total build/.results build-asan/.results build/.results-fuzz; c=$$?; \
-	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$f -eq 0 ] && [ $$c -eq 0 ]
+	 $(MAKE) --no-print-directory check-vm; v=$$?; \
+	 tests/total build/.results build-asan/.results build/.results-fuzz build/.results-vm; c=$$?; \
+	 [ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$f -eq 0 ] && [ $$v -eq 0 ] && [ $$c -eq 0 ]
 
 clean:
 	rm -rf build build-asan

@@ -363,7 +363,10 @@ int sbc_rw_prepare(struct scsi_task *t)
 	return setup_transfer(t, lba, n, n * t->lu->block_size, len_byte, write);
 }
 
-int sbc_write_verify_prepare(struct scsi_task *t)
+/* Writes that also need the range read (WRITE AND VERIFY reads it back,
+ * ORWRITE reads it first): the data-out phase plus a scratch buffer of up to
+ * one chunk. */
+static int write_with_scratch_prepare(struct scsi_task *t)
 {
 	uint64_t lba, n;
 	uint16_t len_byte;
@@ -379,6 +382,11 @@ int sbc_write_verify_prepare(struct scsi_task *t)
 		return rc;
 	uint64_t bytes = n * t->lu->block_size;
 	return aux_alloc(t, bytes < SCSI_CHUNK_BYTES ? (uint32_t)bytes : SCSI_CHUNK_BYTES) ?: rc;
+}
+
+int sbc_write_verify_prepare(struct scsi_task *t)
+{
+	return write_with_scratch_prepare(t);
 }
 
 int sbc_verify_prepare(struct scsi_task *t)
@@ -516,20 +524,7 @@ int sbc_caw_prepare(struct scsi_task *t)
 
 int sbc_orwrite_prepare(struct scsi_task *t)
 {
-	uint64_t lba, n;
-	uint16_t len_byte;
-
-	decode_lba_len(t->cdb, &lba, &n, &len_byte);
-	int rc = check_range(t, lba, n);
-	if (rc == SCSI_TASK_EXEC)
-		rc = check_writable(t);
-	if (rc != SCSI_TASK_EXEC || n == 0)
-		return SCSI_TASK_DONE;
-	rc = setup_transfer(t, lba, n, n * t->lu->block_size, len_byte, true);
-	if (rc != SCSI_TASK_EXEC)
-		return rc;
-	uint64_t bytes = n * t->lu->block_size;
-	return aux_alloc(t, bytes < SCSI_CHUNK_BYTES ? (uint32_t)bytes : SCSI_CHUNK_BYTES) ?: rc;
+	return write_with_scratch_prepare(t);
 }
 
 /* ---- exec machinery ---- */

@@ -722,19 +722,27 @@ static void miscompare(struct scsi_task *t, uint64_t offset)
 	sbc_finish(t);
 }
 
+/* Blocks the next step of a chunked command moves: as many as the scratch
+ * buffer holds, but no further than the end of the command's range. */
+static uint64_t chunk_blocks(struct scsi_task *t)
+{
+	const struct sbc_aux *a = aux_of(t);
+	uint64_t chunk = a->scratch_len / t->lu->block_size;
+
+	return chunk < t->nblocks - a->pos ? chunk : t->nblocks - a->pos;
+}
+
 static void verify_read_done(struct scsi_task *t, int status)
 {
 	struct sbc_aux *a = aux_of(t);
 	uint32_t bs = t->lu->block_size;
 	uint8_t bytchk = (t->cdb[1] >> 1) & 0x03;
-	uint64_t chunk = a->scratch_len / bs;
+	uint64_t chunk = chunk_blocks(t);
 
 	if (status) {
 		fail_io(t, status, false);
 		return;
 	}
-	if (chunk > t->nblocks - a->pos)
-		chunk = t->nblocks - a->pos;
 	if (bytchk == 0x01) {
 		int64_t d = buf_compare(t, a->pos * bs, a->scratch, chunk * bs);
 		if (d >= 0) {
@@ -763,9 +771,7 @@ static void verify_next(struct scsi_task *t)
 		sbc_finish(t);
 		return;
 	}
-	uint64_t chunk = a->scratch_len / bs;
-	if (chunk > t->nblocks - a->pos)
-		chunk = t->nblocks - a->pos;
+	uint64_t chunk = chunk_blocks(t);
 	a->sub[0].iov_base = a->scratch;
 	a->sub[0].iov_len = chunk * bs;
 	submit(t, BDEV_IO_READ, t->lba + a->pos, chunk, a->sub, 1, false, verify_read_done);
@@ -826,9 +832,7 @@ static void write_same_chunk(struct scsi_task *t, int status)
 		sbc_finish(t);
 		return;
 	}
-	uint64_t chunk = a->scratch_len / bs;
-	if (chunk > t->nblocks - a->pos)
-		chunk = t->nblocks - a->pos;
+	uint64_t chunk = chunk_blocks(t);
 	uint64_t lba = t->lba + a->pos;
 	a->pos += chunk;
 	a->sub[0].iov_base = a->scratch;
@@ -1040,14 +1044,12 @@ static void orwrite_read_done(struct scsi_task *t, int status)
 {
 	struct sbc_aux *a = aux_of(t);
 	uint32_t bs = t->lu->block_size;
-	uint64_t chunk = a->scratch_len / bs;
+	uint64_t chunk = chunk_blocks(t);
 
 	if (status) {
 		fail_io(t, status, false);
 		return;
 	}
-	if (chunk > t->nblocks - a->pos)
-		chunk = t->nblocks - a->pos;
 	buf_or(t, a->pos * bs, a->scratch, chunk * bs);
 	int cnt = iov_slice(t, a->pos * bs, chunk * bs, a->sub);
 	uint64_t lba = t->lba + a->pos;
@@ -1068,9 +1070,7 @@ static void orwrite_next(struct scsi_task *t, int status)
 		sbc_finish(t);
 		return;
 	}
-	uint64_t chunk = a->scratch_len / bs;
-	if (chunk > t->nblocks - a->pos)
-		chunk = t->nblocks - a->pos;
+	uint64_t chunk = chunk_blocks(t);
 	a->sub[0].iov_base = a->scratch;
 	a->sub[0].iov_len = chunk * bs;
 	submit(t, BDEV_IO_READ, t->lba + a->pos, chunk, a->sub, 1, false, orwrite_read_done);

@@ -97,4 +97,47 @@ check-all:
 clean:
 	rm -rf build build-asan
 
+# ---- install / uninstall / deb ----
+#   make install [PREFIX=/usr/local] [DESTDIR=]   binaries, man pages, systemd unit,
+#     /etc/lich/targets.conf (kept if present, unless DESTDIR is set: packaging)
+#   make deb                                      ../lich_*.deb via dpkg-buildpackage
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/lich
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INSTALL    ?= install
+INST_BINS  := $(filter $(BUILD)/lichd $(BUILD)/lichctl,$(BINS))
+MAN5       := docs/man/targets.conf.5
+MAN8       := docs/man/lichd.8 docs/man/lichctl.8
+
+.PHONY: install uninstall deb
+install: $(INST_BINS)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/lich $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 755 $(INST_BINS) $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/sbin/|$(SBINDIR)/|g; s|/etc/lich/|$(SYSCONFDIR)/lich/|g' conf/lichd.service \
+	  >$(DESTDIR)$(UNITDIR)/lichd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/lichd.service
+	$(INSTALL) -m 644 conf/targets.conf.example $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 644 docs/admin.md $(DESTDIR)$(DOCDIR)/
+	@if [ -n "$(DESTDIR)" ] || [ ! -e $(SYSCONFDIR)/lich/targets.conf ]; then \
+	  echo "$(INSTALL) -m 644 conf/targets.conf $(DESTDIR)$(SYSCONFDIR)/lich/targets.conf"; \
+	  $(INSTALL) -m 644 conf/targets.conf $(DESTDIR)$(SYSCONFDIR)/lich/targets.conf; \
+	else echo "keeping the existing $(SYSCONFDIR)/lich/targets.conf"; fi
+
+# The configuration file is left alone (it may hold the admin's targets).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,lichd lichctl) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8))) \
+	  $(DESTDIR)$(UNITDIR)/lichd.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+deb:
+	dpkg-buildpackage -b -us -uc
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,14 +1,18 @@
 /* lichd — the lich iSCSI target daemon.
  *
  *   lichd [-c FILE] [-d]          run in the foreground, log to stderr
+ *   lichd --daemon [--pidfile F]  detach (double fork), log to syslog
  *   lichd --check [-c FILE]       parse FILE and check its backing stores
  *
  * Start: load the config, open every backing store, build the SCSI targets and
  * LUs, bind the portals (so a busy port fails the start), then run one reactor
  * per configured core; each gets the iSCSI engine's context (bdev queue pair,
  * caches) and reactor 0 accepts connections.
- * SIGINT/SIGTERM: the reactors' stop hooks stop accepting, drop connections and
- * wait for in-flight I/O; then everything is freed and lichd exits 0.
+ * SIGINT/SIGTERM: the reactors' stop hooks stop accepting, ask sessions to log
+ * out (shutdown-timeout), drop what is left and wait for in-flight I/O; then
+ * everything is freed and lichd exits 0.
+ * systemd (Type=notify): READY=1 once the portals listen, RELOADING=1 / READY=1
+ * around a reload, STOPPING=1 at shutdown (core/daemon.h).
  * SIGHUP: the file is loaded again; on error the running config stays. Else
  * targets and LUNs are added and removed to match it; unchanged ones (and their
  * sessions) are not touched.
@@ -18,12 +22,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bdev/bdev.h"
 #include "conf/conf.h"
+#include "core/daemon.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "ctl/ctl.h"
+#include "ctl/stats.h"
 #include "iscsi/iscsi.h"
 #include "net/transport.h"
 #include "scsi/scsi.h"
@@ -55,8 +65,11 @@ static struct {
 
 static struct {
 	const char *conf_path;
+	const char *pidfile;
+	bool daemonize;
 	struct config *cfg;
 	struct tcp_portals *portals;
+	struct iser_portals *iser_portals;   /* NULL without iser-portal */
 	bool debug;
 	int start_error;
 } d;
@@ -182,8 +195,16 @@ static int open_lun(const char *cfg_path, const struct conf_target *t,
 
 	switch (l->bs_type) {
 	case BS_NVME:
-		fprintf(stderr, "%s:%d: nvme backend not available yet\n", cfg_path, l->line);
-		return -ENOTSUP;
+		/* The namespace's character device (/dev/ngXnY, or /dev/nvmeXnY);
+		 * the exported block size is the namespace's LBA size. */
+		o.type = BDEV_TYPE_NVME;
+		o.path = l->path;
+		if (!o.path) {
+			fprintf(stderr, "%s:%d: LUN %u has no NVMe namespace path\n", cfg_path,
+				l->line, l->lun);
+			return -EINVAL;
+		}
+		break;
 	case BS_RAM:
 		if (check_only)
 			return 0;
@@ -237,9 +258,11 @@ static int add_lu(const struct config *cfg, struct scsi_target *st,
 		.write_cache = l->write_cache,
 		.readonly = l->readonly,
 		.pr_file = cfg->state_dir ? pr_file : NULL,
+		.stats = ctl_lu_stats_get(t->name, l->lun),
 	};
 	rc = scsi_target_add_lu(st, &o);
 	if (rc) {
+		ctl_lu_stats_retire(o.stats);
 		log_err("%s:%d: target %s LUN %u: cannot create: %s", cfg->path, l->line,
 			t->name, l->lun, strerror(-rc));
 		bdev_close(b);
@@ -248,6 +271,7 @@ static int add_lu(const struct config *cfg, struct scsi_target *st,
 	rc = tl_add(tl, l->lun, b);
 	if (rc) {
 		scsi_target_del_lu(st, l->lun);
+		ctl_lu_stats_retire(o.stats);
 		graveyard_add(b);
 	}
 	return rc;
@@ -278,6 +302,7 @@ static int add_target(const struct config *cfg, const struct conf_target *t)
 	log_info("target %s: %u LUN%s", t->name, t->nluns, t->nluns == 1 ? "" : "s");
 	return 0;
 fail:
+	ctl_lu_stats_retire_lun(t->name, -1);
 	if (st)
 		scsi_target_destroy(st);
 	if (tl)
@@ -299,6 +324,33 @@ static int check_config(const struct config *cfg)
 		}
 	}
 	return rc;
+}
+
+/* ---- systemd notifications ---- */
+
+static void notify_ready(const char *what)
+{
+	daemon_notify("READY=1\nSTATUS=%s: %u targets, %u portals\nMAINPID=%ld", what,
+		      d.cfg->ntargets, d.cfg->nportals, (long)getpid());
+}
+
+/* MONOTONIC_USEC lets systemd (253+, Type=notify-reload) match the reload. */
+static void notify_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	daemon_notify("RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", d.conf_path,
+		      (unsigned long long)ts.tv_sec * 1000000ull +
+		      (unsigned long long)ts.tv_nsec / 1000);
+}
+
+/* A stop hook on reactor 0: the first thing shutdown does. */
+static bool notify_stopping(void *arg)
+{
+	(void)arg;
+	daemon_notify("STOPPING=1\nSTATUS=stopping: sessions asked to log out");
+	return true;
 }
 
 /* ---- reload ---- */
@@ -325,7 +377,7 @@ static const struct conf_lun *find_lun(const struct conf_target *t, unsigned lun
 
 /* Brings one surviving target's LUs in line with its new config entry. */
 static void reload_target(const struct config *ncfg, const struct conf_target *ot,
-			  const struct conf_target *nt, unsigned *changed)
+			  const struct conf_target *nt, unsigned *changed, unsigned *failed)
 {
 	struct scsi_target *st = iscsi_target_scsi(nt->name);
 	struct tgt_luns *tl = target_luns(nt->name);
@@ -339,6 +391,7 @@ static void reload_target(const struct config *ncfg, const struct conf_target *o
 			continue;
 		/* Sessions get REPORTED LUNS DATA HAS CHANGED from the scsi layer. */
 		scsi_target_del_lu(st, ol->lun);
+		ctl_lu_stats_retire_lun(ot->name, (int)ol->lun);
 		struct bdev *b = tl_take(tl, ol->lun);
 
 		if (b)
@@ -352,23 +405,20 @@ static void reload_target(const struct config *ncfg, const struct conf_target *o
 			continue;
 		if (add_lu(ncfg, st, nt, nl, tl) == 0)
 			(*changed)++;
+		else
+			(*failed)++;
 	}
 }
 
-static void reload(void *arg)
+/* Makes ncfg the running config (it takes ownership): targets and LUNs are
+ * added and removed to match it; unchanged ones (and their sessions) are not
+ * touched. SIGHUP and lichctl's edits both come here. Returns how many
+ * targets/LUNs could not be set up (logged). */
+static unsigned apply_config(struct config *ncfg, const char *why)
 {
-	struct config *ncfg = NULL, *ocfg = d.cfg;
-	unsigned added = 0, removed = 0, changed = 0;
-	char err[512];
-	int rc;
+	struct config *ocfg = d.cfg;
+	unsigned added = 0, removed = 0, changed = 0, failed = 0;
 
-	(void)arg;
-	rc = conf_load(d.conf_path, &ncfg, err, sizeof(err));
-	if (rc) {
-		log_err("%s", err);
-		log_err("reload failed: keeping the running configuration");
-		return;
-	}
 	if (!d.debug && ncfg->log_level_set)
 		log_set_level(ncfg->log_level);
 	for (unsigned i = 0; i < ocfg->ntargets; i++) {
@@ -376,14 +426,15 @@ static void reload(void *arg)
 		const struct conf_target *nt = conf_find_target(ncfg, ot->name);
 
 		if (nt) {
-			reload_target(ncfg, ot, nt, &changed);
+			reload_target(ncfg, ot, nt, &changed, &failed);
 			iscsi_target_update_conf(nt->name, nt);
 		} else {
 			tl_index_del(ot->name);
+			ctl_lu_stats_retire_lun(ot->name, -1);
 			if (iscsi_target_remove(ot->name))
 				continue;
 			removed++;
-			log_info("reload: target %s removed", ot->name);
+			log_info("%s: target %s removed", why, ot->name);
 		}
 	}
 	for (unsigned i = 0; i < ncfg->ntargets; i++) {
@@ -393,18 +444,115 @@ static void reload(void *arg)
 			continue;
 		if (add_target(ncfg, nt) == 0)
 			added++;
+		else
+			failed++;
 	}
-	if (ncfg->nportals != ocfg->nportals)
-		log_warn("reload: portal changes take effect at the next start");
+	if (ncfg->nportals != ocfg->nportals || ncfg->n_iser_portals != ocfg->n_iser_portals)
+		log_warn("%s: portal changes take effect at the next start", why);
+	if (strcmp(ncfg->control_socket, ocfg->control_socket) ||
+	    ncfg->has_metrics != ocfg->has_metrics ||
+	    (ncfg->has_metrics && (ncfg->metrics.port != ocfg->metrics.port ||
+				   strcmp(ncfg->metrics.host, ocfg->metrics.host))))
+		log_warn("%s: control-socket and metrics changes take effect at the next start",
+			 why);
 	iscsi_set_config(ncfg);
 	/* Nothing points into the old config any more. */
 	iscsi_config_lock();
 	d.cfg = ncfg;
 	iscsi_config_unlock();
 	conf_free(ocfg);
-	log_info("reload: %u targets added, %u removed, %u LUNs changed", added, removed,
-		 changed);
+	log_info("%s: %u targets added, %u removed, %u LUNs changed%s", why, added, removed,
+		 changed, failed ? " (some failed, see above)" : "");
+	return failed;
 }
+
+static int reload_file(char *err, size_t errlen)
+{
+	struct config *ncfg = NULL;
+	unsigned failed;
+	int rc;
+
+	notify_reloading();
+	rc = conf_load(d.conf_path, &ncfg, err, errlen);
+	if (rc) {
+		log_err("%s", err);
+		log_err("reload failed: keeping the running configuration");
+		notify_ready("reload failed, running configuration kept");
+		return rc;
+	}
+	failed = apply_config(ncfg, "reload");
+	notify_ready("reloaded");
+	if (failed) {
+		snprintf(err, errlen, "%u target(s)/LUN(s) could not be set up (see lichd's log)",
+			 failed);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void reload(void *arg)
+{
+	char err[512];
+
+	(void)arg;
+	reload_file(err, sizeof(err));
+}
+
+/* ---- lichctl hooks (ctl/ctl.h; on reactor 0) ---- */
+
+static const struct config *ctl_config(void)
+{
+	return d.cfg;
+}
+
+static int ctl_apply(struct config *ncfg, char *err, size_t errlen)
+{
+	unsigned failed = apply_config(ncfg, "lichctl");
+
+	if (failed) {
+		snprintf(err, errlen, "%u target(s)/LUN(s) could not be set up (see lichd's log)",
+			 failed);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int ctl_check_lun(const struct config *c, const char *target, unsigned lun,
+			 char *err, size_t errlen)
+{
+	const struct conf_target *t = conf_find_target(c, target);
+	const struct conf_lun *l = t ? find_lun(t, lun) : NULL;
+	struct bdev *b = NULL;
+	int rc;
+
+	if (!l) {
+		snprintf(err, errlen, "target %s LUN %u: not found", target, lun);
+		return -ENOENT;
+	}
+	rc = open_lun(c->path, t, l, true, &b);
+	if (rc)
+		snprintf(err, errlen, "target %s LUN %u: cannot open %s: %s", target, lun,
+			 l->path ? l->path : "(no path)", strerror(-rc));
+	return rc;
+}
+
+static uint64_t ctl_lun_size(const char *target, unsigned lun)
+{
+	struct tgt_luns *tl = target_luns(target);
+
+	for (unsigned i = 0; tl && i < tl->n; i++)
+		if (tl->lun[i] == lun && tl->bdev[i])
+			return tl->bdev[i]->size;
+	return 0;
+}
+
+static const struct ctl_ops ctl_hooks_lichd = {
+	.config = ctl_config,
+	.apply = ctl_apply,
+	.reload = reload_file,
+	.check_lun = ctl_check_lun,
+	.lun_size = ctl_lun_size,
+};
 
 /* ---- reactors ---- */
 
@@ -416,23 +564,55 @@ static void start_reactor(struct reactor *r, void *arg)
 	rc = iscsi_reactor_start(r);
 	if (rc == 0 && reactor_id(r) == 0)
 		rc = tcp_portals_start(d.portals);
+	if (rc == 0 && reactor_id(r) == 0 && d.iser_portals)
+		rc = iser_portals_start(d.iser_portals);
+	if (rc == 0 && reactor_id(r) == 0)
+		rc = ctl_start(r);
 	if (rc) {
 		log_err("reactor %u: cannot start: %s", reactor_id(r), strerror(-rc));
 		d.start_error = rc;
 		reactors_stop();
+		return;
+	}
+	if (reactor_id(r) == 0) {
+		/* Portals listen: the pid file, the waiting parent, systemd. */
+		if (reactor_stop_hook_add(r, notify_stopping, NULL))
+			log_warn("no memory to tell systemd about the stop");
+		daemon_started(0);
+		notify_ready("serving");
 	}
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lichd [-c FILE] [-d] [-s] [--check]\n"
+		"usage: lichd [-c FILE] [-d] [-s] [--daemon] [--pidfile FILE] [--check]\n"
 		"  -c, --config FILE   targets.conf to use (default " DEFAULT_CONF ")\n"
 		"      --check         validate FILE and its backing stores, then exit\n"
 		"  -d, --debug         log at debug level\n"
 		"  -s, --syslog        log to syslog (daemon facility) instead of stderr\n"
+		"  -D, --daemon        detach and log to syslog (default: foreground)\n"
+		"  -p, --pidfile FILE  write the pid to FILE (locked: one lichd per FILE)\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this help\n");
+}
+
+/* Every connection is a descriptor, and the usual soft limit (1024) would
+ * stop accepting short of a thousand sessions: take the hard limit, which
+ * only root or the service manager (LimitNOFILE=) can raise. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (rl.rlim_cur > (1u << 20))        /* "unlimited": the kernel's nr_open */
+		rl.rlim_cur = 1u << 20;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		log_warn("cannot raise the open file limit: %s", strerror(errno));
+	else
+		log_debug("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -442,6 +622,8 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'k' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "syslog", no_argument, NULL, 's' },
+		{ "daemon", no_argument, NULL, 'D' },
+		{ "pidfile", required_argument, NULL, 'p' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -453,12 +635,14 @@ int main(int argc, char **argv)
 	int c, rc, use_syslog = 0;
 
 	d.conf_path = DEFAULT_CONF;
-	while ((c = getopt_long(argc, argv, "c:dsVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dsDp:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': d.conf_path = optarg; break;
 		case 'k': check = true; break;
 		case 'd': d.debug = true; break;
 		case 's': use_syslog = 1; break;
+		case 'D': d.daemonize = true; break;
+		case 'p': d.pidfile = optarg; break;
 		case 'V': printf("lichd %s\n", LICH_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -487,19 +671,43 @@ int main(int argc, char **argv)
 		conf_free(d.cfg);
 		return 1;
 	}
+	if (d.pidfile) {
+		pid_t holder;
+
+		rc = daemon_pidfile_lock(d.pidfile, &holder);
+		if (rc == -EAGAIN)
+			fprintf(stderr, "lichd: %s is locked: lichd is already running (pid %ld)\n",
+				d.pidfile, (long)holder);
+		else if (rc)
+			fprintf(stderr, "lichd: pid file %s: %s\n", d.pidfile, strerror(-rc));
+		if (rc) {
+			conf_free(d.cfg);
+			return 1;
+		}
+	}
+	/* Before any thread or hugepage mapping exists. */
+	if (d.daemonize) {
+		rc = daemon_detach();
+		if (rc) {
+			fprintf(stderr, "lichd: cannot detach: %s\n", strerror(-rc));
+			goto out_conf;
+		}
+		/* Logging stays on the terminal's stderr until the reactors run. */
+	}
+	raise_nofile_limit();
 	if (d.cfg->state_dir && mkdir(d.cfg->state_dir, 0755) && errno != EEXIST)
 		log_warn("state-dir %s: %s (persistent reservations will fail)",
 			 d.cfg->state_dir, strerror(errno));
-	if (d.cfg->n_iser_portals)
-		log_warn("iser-portal ignored: iSER is not available yet");
 
 	iscsi_opts_default(&io);
 	io.nop_interval = d.cfg->nop_interval;
 	io.nop_timeout = d.cfg->nop_timeout;
+	io.shutdown_timeout = d.cfg->shutdown_timeout;
 	rc = iscsi_init(&io);
 	if (rc)
 		goto out_conf;
 	iscsi_set_config(d.cfg);
+	ctl_stats_init(d.cfg->ncores);
 	for (unsigned i = 0; i < d.cfg->ntargets; i++) {
 		rc = add_target(d.cfg, &d.cfg->targets[i]);
 		if (rc)
@@ -508,18 +716,32 @@ int main(int argc, char **argv)
 	rc = tcp_portals_open(d.cfg->portals, d.cfg->nportals, &d.portals);
 	if (rc)
 		goto out_iscsi;
+	if (d.cfg->n_iser_portals) {
+		rc = iser_portals_open(d.cfg->iser_portals, d.cfg->n_iser_portals,
+				       &d.iser_portals);
+		if (rc)
+			goto out_portals;
+	}
+	rc = ctl_open(d.cfg, &ctl_hooks_lichd);
+	if (rc)
+		goto out_portals;
 
 	memset(&ro, 0, sizeof(ro));
 	ro.ncores = d.cfg->ncores;
 	memcpy(ro.cores, d.cfg->cores, sizeof(ro.cores));
 	ro.mode = d.cfg->poll_mode;
 	ro.mem_limit = d.cfg->memory_limit;
+	bdev_uring_set_sqpoll(d.cfg->uring_sqpoll);
 	rc = reactors_init(&ro);
 	if (rc) {
 		log_err("cannot set up reactors: %s", strerror(-rc));
 		goto out_portals;
 	}
 	reactors_set_reload_hook(reload, NULL);
+	/* Detached: start-up errors up to here were seen on the terminal; from
+	 * here on (threads) lichd logs to syslog. */
+	if (d.daemonize)
+		log_init(d.debug ? LOG_LVL_DEBUG : log_get_level(), 1);
 	log_info("lichd %s: %u targets, %u reactors", LICH_VERSION, d.cfg->ntargets,
 		 ro.ncores ? ro.ncores : 1);
 	rc = reactors_run(start_reactor, NULL);
@@ -527,7 +749,9 @@ int main(int argc, char **argv)
 		rc = d.start_error;
 	log_info("lichd: stopped");
 out_portals:
+	ctl_close();
 	tcp_portals_close(d.portals);
+	iser_portals_close(d.iser_portals);
 out_iscsi:
 	iscsi_fini();
 	for (unsigned i = 0; i < graveyard.n; i++)
@@ -537,7 +761,10 @@ out_iscsi:
 		free(tl_index.name[--tl_index.n]);
 	free(tl_index.name);
 	free(tl_index.tl);
+	ctl_stats_fini();
 out_conf:
 	conf_free(d.cfg);
+	daemon_started(rc ? 1 : 0);   /* a failed start: tell the waiting parent */
+	daemon_pidfile_remove();
 	return rc ? 1 : 0;
 }

@@ -4,8 +4,9 @@
  * shared by every reactor: its fields are read-only after bdev_open. I/O goes
  * through a struct bdev_qp, one per reactor, shared by all bdevs that reactor
  * drives: the uring backend keeps one io_uring per qp (its eventfd in the
- * reactor's epoll set so sleeping reactors wake), the ram backend completes
- * in the qp's poll.
+ * reactor's epoll set so sleeping reactors wake), the nvme backend another
+ * (SQE128/CQE32, NVMe passthrough: src/bdev/bdev_nvme.c), the ram backend
+ * completes in the qp's poll.
  *
  * The model is a submission queue and a completion queue:
  *   bdev_submit()   queues an I/O (never completes it inline, never blocks);
@@ -93,6 +94,10 @@ struct bdev_io {
 	void *ctx;
 	/* set before cb */
 	int status;
+	uint32_t sense;           /* 0, or with status != 0 the precise SCSI sense the
+	                           * backend knows (nvme: from the NVMe status), packed
+	                           * key << 16 | asc << 8 | ascq; the SCSI layer then
+	                           * reports it instead of deriving one from status */
 	/* backend private */
 	struct bdev_io *next;
 	uint64_t done_bytes;
@@ -116,16 +121,25 @@ struct bdev_qp *bdev_qp_create(struct reactor *r, unsigned depth);
  * pool registered with io_uring" issue). The uring backend installs every
  * chunk of the pool, now and as the pool maps more, in its ring's fixed-buffer
  * table (through a mem_pool_add_reg hook; when the ring is made on the first
- * uring I/O if it does not exist yet), and a READ/WRITE whose data is one
- * segment inside one chunk then goes as READ_FIXED/WRITE_FIXED: no page
- * pinning per I/O. Anything else (several segments, memory not from the pool)
- * goes as before; so does everything if the kernel refuses the table (logged
- * once). Other backends ignore the pool. pool == NULL detaches; attaching
+ * uring I/O if it does not exist yet), and a READ/WRITE whose segments each lie
+ * inside one chunk then goes as READ_FIXED/WRITE_FIXED, one SQE per segment
+ * (the io completes when all are in; a short or failed segment is handled as
+ * for one SQE): no page pinning per I/O. Anything else (memory not from the
+ * pool, a segment crossing a chunk's end) goes as readv/writev; so does
+ * everything if the kernel refuses the table (logged once). The nvme backend
+ * does the same on its ring (IORING_URING_CMD_FIXED, one-segment commands);
+ * the ram backend ignores the pool. pool == NULL detaches; attaching
  * another pool detaches the previous one first. The pool must outlive the
  * attachment (bdev_qp_destroy detaches). On the qp's thread, which must be the
  * pool's; never from inside a bdev callback. 0, -EBUSY (the pool has no free
  * registration id), -ENOMEM or -ECANCELED (qp being destroyed). */
 int bdev_qp_set_pool(struct bdev_qp *qp, struct mem_pool *pool);
+/* uring rings made from now on use SQPOLL (targets.conf `uring-sqpoll on`):
+ * a kernel thread per ring (so per reactor) polls its submission queue, taking
+ * the io_uring_enter off the reactor's path while I/O flows, at the price of
+ * that thread's CPU time (it sleeps after 1 s idle). Off by default. Call
+ * before reactors start; a kernel that refuses falls back (logged once). */
+void bdev_uring_set_sqpoll(bool on);
 /* On the qp's reactor thread, never from inside a bdev callback (use
  * reactor_defer). Completes queued-but-unstarted I/O with -ECANCELED, waits for
  * (reaps) everything in the kernel (its callbacks run with their result; a
@@ -163,6 +177,8 @@ struct bdev_qp_stats {
 	 * used a registered pool buffer, and those that did not (readv/writev);
 	 * pool chunks installed in the ring's fixed-buffer table now (added) */
 	uint64_t rw_fixed, rw_plain, fixed_bufs;
+	/* 1 while the qp's ring runs with SQPOLL (bdev_uring_set_sqpoll) */
+	uint64_t sqpoll;
 };
 void bdev_qp_get_stats(const struct bdev_qp *qp, struct bdev_qp_stats *out);
 

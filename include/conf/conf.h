@@ -36,12 +36,20 @@
  *   cores 0-1,3             CPU list; default: one reactor on CPU 0
  *   memory-limit 1G         per reactor pool limit (K/M/G suffixes)
  *   poll-mode busy|adaptive|sleep   default adaptive
+ *   uring-sqpoll on|off     io_uring SQPOLL (a kernel thread per reactor polls
+ *                           its submission queue); default off; read at start
  *   bs-type ram|uring|nvme  default for LUNs: uring (tgt's rdwr/aio/mmap map to uring)
  *   log-level error|warn|info|debug
  *   state-dir DIR           where persistent reservations are kept; default /var/lib/lich
  *   nop-interval SECONDS    target NOP-In ping on idle connections; 0 = off (default 30)
  *   nop-timeout SECONDS     drop a connection whose ping is unanswered (default 30)
+ *   shutdown-timeout SECONDS  at stop, how long sessions asked to log out get
+ *                           before they are dropped; 0 = drop at once (default 5)
  *   incomingdiscoveryuser NAME SECRET / outgoingdiscoveryuser NAME SECRET
+ *   control-socket PATH     lichctl's UNIX socket; default /run/lich/lichd.sock,
+ *                           or $LICH_CONTROL_SOCKET when that is an absolute path
+ *   metrics ADDR:PORT       Prometheus text over HTTP (GET /metrics); off when
+ *                           absent; any address is accepted, a local one is advised
  * A LUN with bs-type ram takes "size" (e.g. size 64M) and ignores the path
  * ("backing-store ram:NAME" also selects ram).
  * LUN numbers: "lun N" (1..16383) inside a block, or at target level when the
@@ -114,16 +122,21 @@ struct config {
 	int cores[REACTOR_MAX];
 	size_t memory_limit;         /* default 1 GiB */
 	enum poll_mode poll_mode;    /* default POLL_ADAPTIVE */
+	bool uring_sqpoll;           /* uring-sqpoll: SQPOLL rings (default off) */
 	enum log_level log_level;    /* default info */
 	bool log_level_set;
 	char *state_dir;
 	unsigned nop_interval;
 	unsigned nop_timeout;
+	unsigned shutdown_timeout;   /* seconds sessions get to log out at stop (5) */
 	struct conf_account *discovery_incoming;
 	unsigned n_discovery_incoming;
 	struct conf_account *discovery_outgoing;
 	struct conf_target *targets;
 	unsigned ntargets;
+	char *control_socket;        /* default /run/lich/lichd.sock ($LICH_CONTROL_SOCKET) */
+	bool has_metrics;            /* "metrics" given */
+	struct conf_portal metrics;
 };
 
 /* err receives "FILE:LINE: message" (or "FILE: message"). */
@@ -148,5 +161,28 @@ bool conf_addr_match(const char *pattern, const char *addr);
  * (if any listed). */
 bool conf_target_allows(const struct conf_target *t, const char *initiator_name,
 			const char *initiator_addr);
+
+/* ---- writing and editing (conf_write.c, conf_edit.c; for lichctl) ----
+ * conf_format() writes c as targets.conf text (malloc'd) that conf_parse_string
+ * reads back to an equal config: global keys, then each target with every LUN
+ * as a <backing-store> block with all its keys spelled out. Includes come out
+ * flattened and comments are lost. -EINVAL if a value cannot be written (a
+ * '"' inside a value that needs quotes), -ENOMEM.
+ * conf_dup() is format + parse: a deep copy that is also fully validated, so
+ * the edits below (which only check what they need to find their place) are
+ * followed by a conf_dup() before the result is used. Edits return -ENOENT
+ * (no such target / LUN / ACL entry), -EEXIST, -EINVAL or -ENOMEM. */
+int conf_format(const struct config *c, char **out);
+int conf_dup(const struct config *c, struct config **out, char *err, size_t errlen);
+int conf_edit_target_add(struct config *c, const char *name);
+int conf_edit_target_del(struct config *c, const char *name);
+/* l is copied (path strdup'ed); l->line is ignored. */
+int conf_edit_lun_add(struct config *c, const char *target, const struct conf_lun *l);
+int conf_edit_lun_del(struct config *c, const char *target, unsigned lun);
+/* who: an initiator name (iqn./eui./naa.) → initiator-name, else an
+ * initiator-address pattern (ADDR, ADDR/PREFIX, ALL). */
+int conf_edit_acl(struct config *c, const char *target, const char *who, bool add);
+/* The LUN defaults conf_load gives a LUN without keys (vendor LICH, ...). */
+void conf_lun_defaults(struct conf_lun *l);
 
 #endif

@@ -54,6 +54,12 @@
  *     No is what RFC 3720 initiators expect); OFMarkInt/IFMarkInt -> Reject.
  *   - TaskReporting: only RFC3720 semantics are supported. iSCSIProtocolLevel:
  *     Minimum with our level 1. RDMAExtensions: AND with limits.rdma_extensions.
+ *   - iSER keys (RFC 7145 §6.3), relevant only on an RDMA transport
+ *     (limits.rdma_extensions; NotUnderstood on TCP): InitiatorRecvDataSegmentLength
+ *     (the initiator's declaration) sets max_xmit_dsl; TargetRecvDataSegmentLength
+ *     is answered with ours (max_recv_dsl, the receive buffers' capacity);
+ *     MaxOutstandingUnexpectedPDUs is answered with limits.max_unexpected_pdus
+ *     (what our posted receive buffers allow) and the initiator's recorded.
  *   - InitiatorName must pass iscsi_name_valid() (else 0x0200); TargetName is
  *     only length-checked (an unknown name is the caller's 0x0203).
  * The target's own declarations TargetPortalGroupTag (RFC 7143 §13.9: the
@@ -119,6 +125,7 @@ struct iscsi_target_limits {
 	bool immediate_data;          /* what we accept (AND) */
 	bool initial_r2t;             /* what we want (OR) */
 	bool rdma_extensions;         /* added: RDMAExtensions answer (iSER); false on TCP */
+	uint32_t max_unexpected_pdus; /* added, iSER: MaxOutstandingUnexpectedPDUs we declare */
 };
 
 struct iscsi_params {
@@ -148,7 +155,7 @@ struct iscsi_params {
 	uint64_t seen;
 	uint64_t answered;
 	uint64_t offered;             /* added: target offers awaiting the initiator's answer */
-	uint32_t value_crc[32];       /* added: CRC32C of each key's first value (repeat check) */
+	uint32_t value_crc[40];       /* added: CRC32C of each key's first value (repeat check) */
 };
 
 /* RFC 7143 defaults; max_recv_dsl from limits. */

@@ -100,8 +100,16 @@ static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p)
 static inline void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline void put_be24(uint8_t *p, uint32_t v)
 { p[0] = (uint8_t)(v >> 16); p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)v; }
+/* One byte swap and one store (gcc does not merge the byte-wise form here). */
 static inline void put_be32(uint8_t *p, uint32_t v)
-{ p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+	memcpy(p, &v, 4);
+#else
+	memcpy(p, &v, 4);
+#endif
+}
 static inline void put_be64(uint8_t *p, uint64_t v) { put_be32(p, (uint32_t)(v >> 32)); put_be32(p + 4, (uint32_t)v); }
 
 static inline uint8_t bhs_opcode(const uint8_t *bhs) { return bhs[0] & 0x3f; }
@@ -120,6 +128,13 @@ static inline bool sn_gt(uint32_t a, uint32_t b) { return sn_lt(b, a); }
 uint64_t iscsi_lun_decode(const uint8_t lun[8]);
 void iscsi_lun_encode(uint64_t lun, uint8_t out[8]);
 
+/* An initiator buffer reachable by RDMA: steering tag and virtual address. */
+struct iscsi_rdma_ref {
+	uint64_t va;
+	uint32_t stag;
+	bool valid;
+};
+
 struct iscsi_pdu {
 	uint8_t bhs[ISCSI_BHS_LEN];
 	uint8_t *ahs;              /* NULL or ahs_len bytes */
@@ -127,6 +142,14 @@ struct iscsi_pdu {
 	uint8_t *data;             /* data segment (rx: contiguous; tx: see iov) */
 	uint32_t data_len;         /* DataSegmentLength */
 	bool data_owned;           /* data is a pool buffer freed with the PDU */
+	/* rx: the data segment was read straight into task's buffer (placed by
+	 * iscsi_conn_data_dest; data is NULL). The PDU pins that task until it is
+	 * freed, so its buffer cannot go while the transport still writes to it. */
+	bool rx_placed;
+	/* rx, RDMA transports (iSER, RFC 7145 §9.2): the initiator's buffers the
+	 * iSER header of a SCSI Command named; not valid on TCP. */
+	struct iscsi_rdma_ref rdma_in;     /* Read STag/VA: Data-In is written there */
+	struct iscsi_rdma_ref rdma_out;    /* Write STag/VA: Data-Out is read from there */
 	/* tx: the data segment may be a list of segments of a task buffer */
 	struct iovec data_iov[4];
 	int data_iovcnt;

@@ -9,14 +9,21 @@
  * command completes, when APTPL is set; and reloaded by pr_create. Without a
  * state file, APTPL=1 gets INVALID FIELD IN PARAMETER LIST.
  *
- * Thread safety: an LU is shared by reactors, so every entry point takes the
- * LU's pr mutex, except pr_conflict's fast path (an atomic "no reservation of
- * any kind" flag), so commands pay nothing when nobody reserves.
+ * Threads: no lock. Every entry point except pr_conflict must be called on
+ * one thread, the LU's owner reactor (src/scsi/owner.c routes commands
+ * there). pr_conflict may be called on any thread: it reads an immutable
+ * view of the reservation state the owner publishes with a release store
+ * whenever it changes; with no reservation of any kind the view is NULL, so
+ * the common case costs one acquire load. A superseded view is handed to the
+ * retire hook, which frees it (pr_view_free) once no thread can still be
+ * reading it; without a hook superseded views are kept until pr_destroy
+ * (single-threaded unit tests).
  */
 #ifndef LICH_SCSI_PR_H
 #define LICH_SCSI_PR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct scsi_task;
@@ -28,19 +35,24 @@ struct scsi_pr;
  * initiator_port is canonical ("name,i,0x<12 lowercase hex>") or a bare iSCSI
  * name (a registration made from a format 00b TransportID: every port of that
  * initiator); compare with pr_initiator_port_match(). rel_port_id 0 means
- * every target port (an ALL_TG_PT registration). Called without the pr lock
- * held, before the PERSISTENT RESERVE OUT that caused it completes. */
+ * every target port (an ALL_TG_PT registration). Called on the owner once the
+ * new state is final, before the PERSISTENT RESERVE OUT that caused it completes. */
 typedef void (*pr_ua_fn)(void *ctx, const char *initiator_port, uint16_t rel_port_id,
 			 uint8_t asc, uint8_t ascq);
 
 /* PREEMPT AND ABORT: called once per preempted I_T nexus (same naming as
  * pr_ua_fn); the callee aborts every task of this LU from the matching
  * nexuses except `by`, the PERSISTENT RESERVE OUT itself (SPC-4 5.13.11.2.6;
- * TAS/UA handling is the caller's). Called without the pr lock held, before
- * pr_out returns. Optional: without it preempted tasks simply run on. */
+ * TAS/UA handling is the caller's). Called on the owner once the new state is
+ * final, before pr_out returns. Optional: without it preempted tasks simply
+ * run on. */
 typedef void (*pr_abort_fn)(void *ctx, const struct scsi_task *by,
 			    const char *initiator_port, uint16_t rel_port_id);
 void pr_set_abort_fn(struct scsi_pr *pr, pr_abort_fn fn, void *ctx);
+
+typedef void (*pr_retire_fn)(void *ctx, void *view);
+void pr_set_retire_fn(struct scsi_pr *pr, pr_retire_fn fn, void *ctx);
+void pr_view_free(void *view);
 
 /* True if the nexus initiator port `port` ("iqn...,i,0x<isid>") is designated
  * by `registered` (as passed to pr_ua_fn / pr_abort_fn): same iSCSI name
@@ -62,6 +74,13 @@ bool pr_conflict(struct scsi_pr *pr, const struct scsi_task *t);
  * sets t->status/sense and, for IN, the data (scsi_task_copy_in). The parameter
  * list of OUT is in t->iov (t->data_out_len bytes). Synchronous. */
 void pr_in(struct scsi_pr *pr, struct scsi_task *t);
+/* pr_in in two halves, for when the state lives on another thread than the
+ * task's buffer pool: pr_in_build (on the owner) sets t->status/sense on
+ * errors and returns the whole parameter data (malloc'ed, *len bytes) or NULL;
+ * pr_in_copy (on the task's thread) copies it within the allocation length,
+ * sets GOOD and frees it. */
+uint8_t *pr_in_build(struct scsi_pr *pr, struct scsi_task *t, size_t *len);
+void pr_in_copy(struct scsi_task *t, uint8_t *data, size_t len);
 void pr_out(struct scsi_pr *pr, struct scsi_task *t);
 void pr_reserve(struct scsi_pr *pr, struct scsi_task *t);
 void pr_release(struct scsi_pr *pr, struct scsi_task *t);

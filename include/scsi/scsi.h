@@ -26,9 +26,15 @@
  * with the right sense rather than writing garbage.
  *
  * Threads: a task runs on one reactor (its pool and qp). LUs and targets are
- * shared by reactors; their shared state (reservations, unit attentions,
- * COMPARE AND WRITE ranges, mode pages) is protected inside this layer, never by
- * the caller, and the common path takes no lock.
+ * shared by reactors. Each LU has an owner reactor; the LU's shared state
+ * (reservations, COMPARE AND WRITE ranges, mode page changes) is changed only
+ * there: a command that needs it travels to the owner by message and comes
+ * back (done() is still called on the task's own reactor). A nexus' unit
+ * attentions belong to the reactor that attached it: call scsi_nexus_attach,
+ * scsi_nexus_detach, scsi_nexus_reset and run its tasks on that reactor. The
+ * common read/write path sends no message and takes no lock. Without
+ * reactors (unit tests, reactor_self() == NULL) everything is "here" and
+ * calls are direct.
  */
 #ifndef LICH_SCSI_SCSI_H
 #define LICH_SCSI_SCSI_H
@@ -65,6 +71,7 @@ enum { SCSI_TASK_EXEC = 0, SCSI_TASK_DONE = 1 };
 
 struct scsi_lu;
 struct scsi_target;
+struct ctl_lu_stats;
 struct scsi_task;
 
 struct scsi_lu_opts {
@@ -78,6 +85,7 @@ struct scsi_lu_opts {
 	bool write_cache;          /* WCE; when false every write is FUA */
 	bool readonly;
 	const char *pr_file;       /* persistent reservation state file; NULL = none */
+	struct ctl_lu_stats *stats; /* lichctl counters (ctl/stats.h); NULL = none */
 };
 
 /* An I_T nexus: one per iSCSI session. The transport owns the memory; it must
@@ -163,7 +171,17 @@ struct scsi_task {
 	uint32_t nblocks;
 	uint32_t aux;
 	void *scsi_priv;
+	const struct scsi_cmd *cmd;    /* prepare's table entry, for exec */
 	struct scsi_task *wait_next;   /* CAW / ordering queues */
+	/* a trip to the LU's owner reactor (owner.c): what runs there, what
+	 * runs back home after, the home reactor, and results carried back */
+	void (*owner_fn)(struct scsi_task *t);
+	void (*owner_then)(struct scsi_task *t);
+	void *owner_data;
+	int owner_rc;
+	uint16_t home;
+	bool owner_fanout;             /* pass every reactor before coming home (ua.c) */
+	bool range_pass;               /* the owner saw no COMPARE AND WRITE range in the way */
 	struct {
 		/* storage for the bdev request(s) of this task */
 		char opaque[256] __attribute__((aligned(16)));
@@ -175,6 +193,9 @@ void scsi_task_init(struct scsi_task *t);
 int scsi_task_prepare(struct scsi_task *t);
 void scsi_task_exec(struct scsi_task *t);
 void scsi_task_release(struct scsi_task *t);
+/* The statistics block of the task's LU (scsi_lu_opts.stats), or NULL when
+ * prepare found no LU. Valid until scsi_task_release(). */
+struct ctl_lu_stats *scsi_task_lu_stats(const struct scsi_task *t);
 /* Marks a task aborted: if its I/O is in flight, done() still comes (the
  * transport then discards the response); data it would have written after
  * this point is not written. */

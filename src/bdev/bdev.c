@@ -16,6 +16,7 @@ static const struct bdev_backend *backend_of(enum bdev_type type)
 	switch (type) {
 	case BDEV_TYPE_URING: return &bdev_uring_backend;
 	case BDEV_TYPE_RAM:   return &bdev_ram_backend;
+	case BDEV_TYPE_NVME:  return &bdev_nvme_backend;
 	default:              return NULL;
 	}
 }
@@ -101,8 +102,11 @@ int bdev_qp_set_pool(struct bdev_qp *qp, struct mem_pool *pool)
 		return -ECANCELED;
 	if (pool == qp->pool)
 		return 0;
+	bdev_nvme_bufs_detach(qp);
 	bdev_uring_bufs_detach(qp);
-	return pool ? bdev_uring_bufs_attach(qp, pool) : 0;
+	int rc = pool ? bdev_uring_bufs_attach(qp, pool) : 0;
+	bdev_nvme_bufs_attach(qp);            /* qp->pool, if that worked */
+	return rc;
 }
 
 /* ---- the pending queue ---- */
@@ -230,6 +234,7 @@ int bdev_submit(struct bdev_qp *qp, struct bdev_io *io)
 	if (rc < 0)
 		return rc;
 	io->status = 0;
+	io->sense = 0;
 	io->next = NULL;
 	io->done_bytes = 0;
 	io->flags = 0;

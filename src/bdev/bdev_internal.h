@@ -66,6 +66,7 @@ struct bdev_backend {
 
 extern const struct bdev_backend bdev_uring_backend;
 extern const struct bdev_backend bdev_ram_backend;
+extern const struct bdev_backend bdev_nvme_backend;
 
 struct bdev_qp {
 	struct reactor *reactor;      /* NULL: polled by hand (unit tests) */
@@ -99,5 +100,9 @@ void bdev_io_advance(struct bdev_io *io, uint64_t n);
  * qp->pool and qp->ubufs; detach undoes it (qp->pool, qp->ubufs = NULL). */
 int bdev_uring_bufs_attach(struct bdev_qp *qp, struct mem_pool *pool);
 void bdev_uring_bufs_detach(struct bdev_qp *qp);
+/* bdev_nvme.c: the same for the nvme ring (its own hook on qp->pool); attach
+ * does nothing until the qp has an nvme ring (qp_init attaches then). */
+void bdev_nvme_bufs_attach(struct bdev_qp *qp);
+void bdev_nvme_bufs_detach(struct bdev_qp *qp);
 
 #endif

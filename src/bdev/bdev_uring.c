@@ -24,8 +24,11 @@
  *
  * Operations:
  *   READ/WRITE    one segment inside an installed chunk: READ_FIXED/WRITE_FIXED
- *                 with that chunk's slot; otherwise readv/writev (RWF_DSYNC when
- *                 fua, either way). A short transfer goes back
+ *                 with that chunk's slot; several segments each inside one: one
+ *                 fixed SQE per segment (a tracker from the qp's fixed set
+ *                 counts their CQEs; what moved is the run of whole segments
+ *                 from the start, see split_done); otherwise readv/writev
+ *                 (RWF_DSYNC when fua, every way). A short transfer goes back
  *                 to the queue and the rest is submitted on the next poll; when it
  *                 stopped inside an iovec, that iovec's rest goes alone first (no
  *                 copy of the caller's array needed). 0 bytes moved = -EIO (EOF).
@@ -46,7 +49,13 @@
  *
  * Ring flags: none that defer completions (COOP_TASKRUN, DEFER_TASKRUN): a
  * sleeping reactor relies on the kernel posting CQEs, and so signalling the
- * eventfd, on its own.
+ * eventfd, on its own. SQPOLL when configured (ring_init).
+ *
+ * System calls: the qp starts everything queued in a poll, then one
+ * io_uring_submit for the batch (uring_commit; none at all with SQPOLL while
+ * its thread is awake); completions are read from the CQ ring in the poller
+ * without entering the kernel (peek + advance). The ring is entered only to
+ * submit, and the reactor sleeps in epoll on the ring's eventfd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +85,22 @@
 #define URING_MAX_BUFS    16384            /* the kernel's IORING_MAX_REG_BUFFERS */
 #define URING_ZERO_CHUNK  (64u * 1024)     /* zero buffer; x BDEV_IO_MAX_IOV per SQE */
 #define URING_REAP_BATCH  64
+#define URING_SPLITS      32               /* multi-segment fixed I/O in flight per qp */
+#define URING_SPLIT_TAG   (1ull << 63)     /* user_data of a segment SQE (not an io) */
+#define URING_SQPOLL_IDLE_MS 1000          /* SQPOLL thread sleeps after this idle */
+
+/* Set once before any qp exists (bdev_uring_set_sqpoll). */
+static bool g_sqpoll;
+
+/* A READ/WRITE split into one fixed SQE per buffer segment; user_data of each
+ * is URING_SPLIT_TAG | tracker index << 8 | segment. */
+struct uring_split {
+	struct bdev_io *io;       /* NULL: free */
+	unsigned pending;         /* segment SQEs whose CQE has not come */
+	unsigned nseg;
+	uint32_t len[BDEV_IO_MAX_IOV];
+	int32_t res[BDEV_IO_MAX_IOV];
+};
 
 struct uring_bdev {
 	int fd;
@@ -100,6 +125,8 @@ struct uring_qp {
 	int efd;
 	uint8_t *zero_buf;        /* URING_ZERO_CHUNK of zeroes, made on first need */
 	struct iovec zero_iov[BDEV_IO_MAX_IOV];
+	struct uring_split splits[URING_SPLITS];
+	bool sqpoll;              /* the kernel polls the SQ (IORING_SETUP_SQPOLL) */
 };
 
 /* ---- global slot numbers (open/close only, never on the I/O path) ---- */
@@ -547,8 +574,52 @@ static void ring_free(struct bdev_qp *qp, struct uring_qp *uq)
 	if (qp->ubufs && qp->ubufs->ring == &uq->ring)
 		bufs_ring_detach(qp->ubufs);
 	io_uring_queue_exit(&uq->ring);
+	if (uq->sqpoll)
+		qp->stats.sqpoll = 0;
 	free(uq->zero_buf);
 	free(uq);
+}
+
+void bdev_uring_set_sqpoll(bool on)
+{
+	g_sqpoll = on;
+}
+
+/* SUBMIT_ALL: one bad SQE must not stop the rest of the batch. SQPOLL (when
+ * configured): a kernel thread per ring picks SQEs up, so a busy reactor
+ * submits without a system call; it sleeps after URING_SQPOLL_IDLE_MS without
+ * work, and io_uring_submit wakes it (one syscall) when it finds it asleep.
+ * The thread is not pinned: on the reactor's own core it would compete with
+ * the reactor. A kernel or a limit that refuses SQPOLL: logged once, normal
+ * submission. */
+static int ring_init(struct bdev_qp *qp, struct uring_qp *uq)
+{
+	static bool sqpoll_warned;
+	struct io_uring_params p;
+	int rc;
+
+	if (g_sqpoll) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL;
+		p.sq_thread_idle = URING_SQPOLL_IDLE_MS;
+		rc = io_uring_queue_init_params(qp->depth, &uq->ring, &p);
+		if (rc == -EINVAL) {
+			p.flags &= ~IORING_SETUP_SUBMIT_ALL;
+			rc = io_uring_queue_init_params(qp->depth, &uq->ring, &p);
+		}
+		if (rc == 0) {
+			uq->sqpoll = true;
+			qp->stats.sqpoll = 1;
+			return 0;
+		}
+		if (!__atomic_exchange_n(&sqpoll_warned, true, __ATOMIC_RELAXED))
+			log_warn("bdev: io_uring SQPOLL refused (%s): submitting with "
+				 "io_uring_enter", strerror(-rc));
+	}
+	rc = io_uring_queue_init(qp->depth, &uq->ring, IORING_SETUP_SUBMIT_ALL);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(qp->depth, &uq->ring, 0);
+	return rc;
 }
 
 static int uring_qp_init(struct bdev_qp *qp, void **state)
@@ -557,10 +628,7 @@ static int uring_qp_init(struct bdev_qp *qp, void **state)
 	if (!uq)
 		return -ENOMEM;
 	uq->efd = -1;
-	/* SUBMIT_ALL: one bad SQE must not stop the rest of the batch. */
-	int rc = io_uring_queue_init(qp->depth, &uq->ring, IORING_SETUP_SUBMIT_ALL);
-	if (rc == -EINVAL)
-		rc = io_uring_queue_init(qp->depth, &uq->ring, 0);
+	int rc = ring_init(qp, uq);
 	if (rc < 0) {
 		free(uq);
 		return rc;
@@ -671,6 +739,65 @@ static void prep_rw(struct bdev_qp *qp, struct uring_qp *uq, struct io_uring_sqe
 		sqe->rw_flags = RWF_DSYNC;
 }
 
+/* The rest of a READ/WRITE of several segments, each inside an installed
+ * chunk: one READ_FIXED/WRITE_FIXED per segment (there is no vectored fixed
+ * read or write), so no page is pinned per I/O; the io completes when every
+ * segment's CQE is in (split_done). Returns 1 when io went that way, 0 when it
+ * must go the plain way (one segment, resuming inside one, memory outside the
+ * table, no free tracker, more segments than the SQ has entries), -EBUSY when
+ * the SQ has no room for all its segments now (next poll). */
+static int start_split(struct bdev_qp *qp, struct uring_qp *uq, struct bdev_io *io, int fd,
+		       bool fixed_file)
+{
+	unsigned n = (unsigned)(io->iovcnt - io->iov_idx), si;
+	uint64_t off = io->offset + io->done_bytes;
+	struct uring_split *sp = NULL;
+	int bufs[BDEV_IO_MAX_IOV];
+
+	if (n < 2 || io->iov_off || !qp->ubufs || n > uq->ring.sq.ring_entries ||
+	    (io->type != BDEV_IO_READ && io->type != BDEV_IO_WRITE))
+		return 0;
+	for (si = 0; si < URING_SPLITS && !sp; si++)
+		if (!uq->splits[si].io)
+			sp = &uq->splits[si];
+	if (!sp)
+		return 0;
+	si--;
+	for (unsigned i = 0; i < n; i++) {
+		const struct iovec *v = &io->iov[io->iov_idx + (int)i];
+		bufs[i] = fixed_buf(qp, v->iov_base, v->iov_len);
+		if (bufs[i] < 0)
+			return 0;
+	}
+	if (io_uring_sq_space_left(&uq->ring) < n)
+		return -EBUSY;
+	sp->io = io;
+	sp->pending = n;
+	sp->nseg = n;
+	for (unsigned i = 0; i < n; i++) {
+		const struct iovec *v = &io->iov[io->iov_idx + (int)i];
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->ring);
+		unsigned len = (unsigned)v->iov_len;
+
+		if (io->type == BDEV_IO_READ) {
+			io_uring_prep_read_fixed(sqe, fd, v->iov_base, len, off, bufs[i]);
+		} else {
+			io_uring_prep_write_fixed(sqe, fd, v->iov_base, len, off, bufs[i]);
+			if (io->fua)
+				sqe->rw_flags = RWF_DSYNC;
+		}
+		if (fixed_file)
+			sqe->flags |= IOSQE_FIXED_FILE;
+		io_uring_sqe_set_data64(sqe, URING_SPLIT_TAG | (uint64_t)si << 8 | i);
+		sp->len[i] = len;
+		sp->res[i] = 0;
+		off += len;
+		qp->stats.rw_fixed++;
+	}
+	uq->inflight += n;
+	return 1;
+}
+
 static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
 {
 	struct uring_qp *uq = state;
@@ -691,11 +818,16 @@ static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
 		return 0;
 	}
 
+	int slot = fixed_slot(uq, ub);
+	int fd = slot >= 0 ? slot : ub->fd;
+	if (!(io->flags & BDEV_IO_F_ZERO_BY_WRITE)) {
+		int rc = start_split(qp, uq, io, fd, slot >= 0);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->ring);
 	if (!sqe)
 		return -EBUSY;
-	int slot = fixed_slot(uq, ub);
-	int fd = slot >= 0 ? slot : ub->fd;
 
 	switch (io->type) {
 	case BDEV_IO_READ:
@@ -774,11 +906,54 @@ static void complete_one(struct bdev_qp *qp, struct bdev_io *io, int res)
 		bdev_io_done(qp, io, 0);
 }
 
+/* A segment of a split I/O completed; the last one finishes the io. What moved
+ * is the run of whole segments from the start plus the bytes of the first
+ * segment that fell short: the io goes on from there on the next poll (the
+ * segments after it are simply done again). An error in any segment fails the
+ * io; nothing moved and a first segment at EOF is -EIO, as for one SQE. */
+static void split_done(struct bdev_qp *qp, struct uring_qp *uq, uint64_t ud, int res)
+{
+	struct uring_split *sp = &uq->splits[(ud >> 8) & 0xffff];
+	struct bdev_io *io = sp->io;
+	uint64_t moved = 0;
+	bool again = false;
+
+	sp->res[ud & 0xff] = res;
+	if (--sp->pending)
+		return;
+	sp->io = NULL;
+	for (unsigned i = 0; i < sp->nseg; i++) {
+		int r = sp->res[i];
+		if (r < 0 && r != -EAGAIN && r != -EINTR) {
+			bdev_io_done(qp, io, r);
+			return;
+		}
+	}
+	for (unsigned i = 0; i < sp->nseg; i++) {
+		int r = sp->res[i];
+		if (r > 0)
+			moved += (uint64_t)r;
+		if (r != (int)sp->len[i]) {
+			again = r == -EAGAIN || r == -EINTR;
+			break;
+		}
+	}
+	if (moved == 0 && !again) {       /* EOF (or a device that moves nothing) */
+		bdev_io_done(qp, io, -EIO);
+		return;
+	}
+	bdev_io_advance(io, moved);
+	if (io->done_bytes < io->len)
+		bdev_io_retry(qp, io);
+	else
+		bdev_io_done(qp, io, 0);
+}
+
 static int uring_reap(struct bdev_qp *qp, void *state)
 {
 	struct uring_qp *uq = state;
 	struct io_uring_cqe *cqes[URING_REAP_BATCH];
-	struct { struct bdev_io *io; int res; } got[URING_REAP_BATCH];
+	struct { uint64_t ud; int res; } got[URING_REAP_BATCH];
 	int total = 0;
 
 	/* SQEs left by a failed submit: try again now. */
@@ -790,13 +965,17 @@ static int uring_reap(struct bdev_qp *qp, void *state)
 			break;
 		/* Copy out and release the CQEs before any callback runs. */
 		for (unsigned i = 0; i < n; i++) {
-			got[i].io = io_uring_cqe_get_data(cqes[i]);
+			got[i].ud = io_uring_cqe_get_data64(cqes[i]);
 			got[i].res = cqes[i]->res;
 		}
 		io_uring_cq_advance(&uq->ring, n);
 		uq->inflight -= n;
-		for (unsigned i = 0; i < n; i++)
-			complete_one(qp, got[i].io, got[i].res);
+		for (unsigned i = 0; i < n; i++) {
+			if (got[i].ud & URING_SPLIT_TAG)
+				split_done(qp, uq, got[i].ud, got[i].res);
+			else
+				complete_one(qp, (struct bdev_io *)(uintptr_t)got[i].ud, got[i].res);
+		}
 		total += (int)n;
 		if (n < URING_REAP_BATCH)
 			break;

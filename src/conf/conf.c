@@ -520,7 +520,10 @@ static struct config *config_new(const char *path)
 		return NULL;
 	c->path = strdup(path);
 	c->state_dir = strdup("/var/lib/lich");
-	if (!c->path || !c->state_dir) {
+	/* the environment may move the default (tests, several lichd on one host) */
+	const char *sock = getenv("LICH_CONTROL_SOCKET");
+	c->control_socket = strdup(sock && sock[0] == '/' ? sock : "/run/lich/lichd.sock");
+	if (!c->path || !c->state_dir || !c->control_socket) {
 		conf_free(c);
 		return NULL;
 	}
@@ -531,6 +534,7 @@ static struct config *config_new(const char *path)
 	c->log_level = LOG_LVL_INFO;
 	c->nop_interval = 30;
 	c->nop_timeout = 30;
+	c->shutdown_timeout = 5;
 	return c;
 }
 
@@ -643,6 +647,7 @@ void conf_free(struct config *c)
 	free(c->portals);
 	free(c->iser_portals);
 	free(c->state_dir);
+	free(c->control_socket);
 	free(c->path);
 	free(c);
 }

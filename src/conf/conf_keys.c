@@ -267,8 +267,66 @@ static int k_nop(struct conf_parser *p, const struct key_def *k, char *raw,
 				 NOP_SECONDS_MAX);
 	if (k->once == ONCE_NOP_INTERVAL)
 		p->cfg->nop_interval = secs;
-	else
+	else if (k->once == ONCE_NOP_TIMEOUT)
 		p->cfg->nop_timeout = secs;
+	else
+		p->cfg->shutdown_timeout = secs;
+	return 0;
+}
+
+/* control-socket PATH: where lichd listens for lichctl. */
+static int k_control_socket(struct conf_parser *p, const struct key_def *k, char *raw,
+			    const struct conf_where *at)
+{
+	char *v;
+	int rc = value(p, k, raw, at, &v);
+
+	if (rc)
+		return rc;
+	if (v[0] != '/')
+		return conf_fail(p, at, "control-socket '%s' must be an absolute path", v);
+	/* sun_path holds 108 bytes with the terminating NUL */
+	if (strlen(v) > 107)
+		return conf_fail(p, at, "control-socket is longer than 107 bytes");
+	char *copy = strdup(v);
+	if (!copy)
+		return conf_oom(p, at);
+	free(p->cfg->control_socket);
+	p->cfg->control_socket = copy;
+	return 0;
+}
+
+/* metrics ADDR:PORT: the Prometheus endpoint (any address; a local one is advised). */
+static int k_uring_sqpoll(struct conf_parser *p, const struct key_def *k, char *raw,
+			  const struct conf_where *at)
+{
+	const char *why;
+	char *v;
+	int rc = token(p, k, raw, at, &v);
+
+	if (rc)
+		return rc;
+	if ((why = conf_parse_bool(v, &p->cfg->uring_sqpoll)))
+		return conf_fail(p, at, "bad uring-sqpoll '%s': %s", v, why);
+	return 0;
+}
+
+static int k_metrics(struct conf_parser *p, const struct key_def *k, char *raw,
+		     const struct conf_where *at)
+{
+	const char *why;
+	char *v;
+	int rc = token(p, k, raw, at, &v);
+
+	if (rc)
+		return rc;
+	const char *close = v[0] == '[' ? strchr(v, ']') : v;
+	if (!close || !strchr(close, ':'))
+		return conf_fail(p, at, "metrics '%s' needs a port (ADDR:PORT)", v);
+	if ((why = conf_portal_parse(v, &p->cfg->metrics)))
+		return conf_fail(p, at, "bad metrics '%s': %s (expected ADDR:PORT)", v, why);
+	p->cfg->metrics.line = at->line;
+	p->cfg->has_metrics = true;
 	return 0;
 }
 
@@ -600,13 +658,17 @@ static const struct key_def keys[] = {
 	{ "cores", S_TOP, k_cores, 0, ONCE_CORES, NULL },
 	{ "memory-limit", S_TOP, k_memory_limit, 0, ONCE_MEMORY_LIMIT, NULL },
 	{ "poll-mode", S_TOP, k_poll_mode, 0, ONCE_POLL_MODE, NULL },
+	{ "uring-sqpoll", S_TOP, k_uring_sqpoll, 0, ONCE_URING_SQPOLL, NULL },
 	{ "log-level", S_TOP, k_log_level, 0, ONCE_LOG_LEVEL, NULL },
 	{ "state-dir", S_TOP, k_state_dir, 0, ONCE_STATE_DIR, NULL },
 	{ "nop-interval", S_TOP, k_nop, 0, ONCE_NOP_INTERVAL, NULL },
 	{ "nop-timeout", S_TOP, k_nop, 0, ONCE_NOP_TIMEOUT, NULL },
+	{ "shutdown-timeout", S_TOP, k_nop, 0, ONCE_SHUTDOWN_TIMEOUT, NULL },
 	{ "incomingdiscoveryuser", S_TOP, k_account, 0, ONCE_NONE, NULL },
 	{ "outgoingdiscoveryuser", S_TOP, k_account, 0, ONCE_DISCOVERY_OUT, NULL },
 	{ "default-driver", S_TOP, k_driver, 0, ONCE_DEFAULT_DRIVER, NULL },
+	{ "control-socket", S_TOP, k_control_socket, 0, ONCE_CONTROL_SOCKET, NULL },
+	{ "metrics", S_TOP, k_metrics, 0, ONCE_METRICS, NULL },
 	/* tgt's global keys that have no meaning here */
 	{ "ignore-errors", S_TOP, NULL, 0, ONCE_NONE, NULL },
 	{ "control-port", S_TOP, NULL, 0, ONCE_NONE, NULL },

@@ -16,9 +16,11 @@ int cmdsn_check(struct iscsi_conn *c, const uint8_t *bhs)
 
 	if (bhs_immediate(bhs))
 		return 0;
-	if (sn == s->exp_cmd_sn)
+	/* RFC 7143 §3.2.2.1: outside [ExpCmdSN, MaxCmdSN] is dropped silently;
+	 * the window is empty (MaxCmdSN = ExpCmdSN - 1) while queue_depth tasks
+	 * are open (cmdsn_window_update). */
+	if (sn == s->exp_cmd_sn && sn_le(sn, s->max_cmd_sn))
 		return 0;
-	/* RFC 7143 §3.2.2.1: outside [ExpCmdSN, MaxCmdSN] is dropped silently. */
 	if (sn_gt(sn, s->exp_cmd_sn) && sn_le(sn, s->max_cmd_sn))
 		return 2;
 	log_debug("iscsi: %s: CmdSN %u outside window [%u, %u], dropped", c->peer, sn,
@@ -37,6 +39,23 @@ static bool tmf_received_take(struct iscsi_session *s, uint32_t sn)
 	return false;
 }
 
+/* MaxCmdSN is queue_depth past ExpCmdSN less the tasks still open on the
+ * connection, so the window moves on as tasks end, not as commands arrive:
+ * an initiator that stops reading its socket (and so never sees the Data-In
+ * and status of what it sent) cannot make lichd hold more than queue_depth
+ * commands' buffers, and what it sends past the window is dropped
+ * (RFC 7143 §3.2.2.1). MaxCmdSN never goes back. */
+void cmdsn_window_update(struct iscsi_conn *c)
+{
+	struct iscsi_session *s = &c->sess;
+	uint32_t depth = iscsi_opts_cur.queue_depth;
+	uint32_t open = c->ntasks < depth ? c->ntasks : depth;
+	uint32_t max = s->exp_cmd_sn + depth - 1 - open;
+
+	if (sn_gt(max, s->max_cmd_sn))
+		s->max_cmd_sn = max;
+}
+
 void cmdsn_advance(struct iscsi_conn *c)
 {
 	struct iscsi_session *s = &c->sess;
@@ -44,7 +63,7 @@ void cmdsn_advance(struct iscsi_conn *c)
 	do {
 		s->exp_cmd_sn++;
 	} while (s->ntmf_received && tmf_received_take(s, s->exp_cmd_sn));
-	s->max_cmd_sn = s->exp_cmd_sn + iscsi_opts_cur.queue_depth - 1;
+	cmdsn_window_update(c);
 }
 
 /* Sorted by CmdSN; a duplicate CmdSN is refused (-EEXIST). */

@@ -70,17 +70,34 @@ void iscsi_reactor_teardown(struct iscsi_reactor *ir)
 	ir->stopped = true;
 }
 
-/* Drops every connection, then reports done once their tasks' I/O finished. */
+/* Asks full-feature sessions to log out and drops the other connections;
+ * drops what is left once they are gone or the shutdown timeout passed, then
+ * reports done once their tasks' I/O finished. */
 static bool reactor_stop_hook(void *arg)
 {
 	struct iscsi_reactor *ir = arg;
+	unsigned secs = iscsi_shutdown_timeout();
 	struct iscsi_conn *c, *next;
+	uint64_t now = now_us(ir);
 
 	if (!ir->stopping) {
 		ir->stopping = true;
+		ir->stop_deadline_us = now + secs * 1000000ull;
 		for (c = ir->conns; c; c = next) {
 			conn_get(c);
-			conn_drop(c, "shutting down");
+			if (secs && c->state == CONN_FULL)
+				conn_request_logout(c, secs);
+			else if (c->state != CONN_LOGOUT && c->state != CONN_CLOSING)
+				conn_drop(c, "shutting down");
+			next = c->next;
+			conn_put(c);
+		}
+	}
+	if (!ir->stop_forced && (ir->nconns == 0 || now >= ir->stop_deadline_us)) {
+		ir->stop_forced = true;
+		for (c = ir->conns; c; c = next) {
+			conn_get(c);
+			conn_drop(c, "shutting down (did not log out in time)");
 			next = c->next;
 			conn_put(c);
 		}
@@ -235,6 +252,8 @@ void conn_put(struct iscsi_conn *c)
 void conn_task_gone(struct iscsi_conn *c)
 {
 	c->ntasks--;
+	if (c->state != CONN_DEAD)
+		cmdsn_window_update(c);
 	conn_maybe_free(c);
 }
 
@@ -274,8 +293,11 @@ struct iscsi_pdu *iscsi_pdu_alloc(struct iscsi_conn *c)
 	if (!c->ir->pdu_cache)
 		return NULL;
 	p = slab_alloc(c->ir->pdu_cache);
-	if (p)
-		memset(p, 0, sizeof(*p));
+	if (p) {
+		/* data_iov[] is only read below data_iovcnt: left as it is. */
+		memset(p, 0, offsetof(struct iscsi_pdu, data_iov));
+		memset(&p->data_iovcnt, 0, sizeof(*p) - offsetof(struct iscsi_pdu, data_iovcnt));
+	}
 	return p;
 }
 
@@ -283,6 +305,14 @@ void iscsi_pdu_free(struct iscsi_conn *c, struct iscsi_pdu *p)
 {
 	if (!p)
 		return;
+	if (p->rx_placed && p->task) {
+		/* The transport is done writing into the task's buffer. */
+		struct iscsi_task *t = p->task;
+
+		p->task = NULL;
+		t->rx_pins--;
+		task_maybe_release(t);
+	}
 	if (p->data_owned)
 		mem_free(c->ir->pool, p->data);
 	if (p->ahs)
@@ -326,6 +356,8 @@ static void pdu_done(struct iscsi_conn *c, struct iscsi_pdu *p)
 void iscsi_conn_tx_done(struct iscsi_conn *c, struct iscsi_pdu *p)
 {
 	conn_get(c);
+	if (bhs_opcode(p->bhs) != ISCSI_OP_DATA_IN && c->tx_ctl)
+		c->tx_ctl--;
 	pdu_done(c, p);
 	conn_put(c);
 }
@@ -342,6 +374,8 @@ void conn_send(struct iscsi_conn *c, struct iscsi_pdu *p, bool adv_statsn)
 	put_be24(p->bhs + BHS_DLEN, p->data_len);
 	if (c->state == CONN_DEAD || !c->xc || c->xc->ops->send(c->xc, p) != 0)
 		pdu_done(c, p);
+	else if (op != ISCSI_OP_DATA_IN)
+		c->tx_ctl++;
 }
 
 static void sent_then_close(struct iscsi_pdu *p)
@@ -382,10 +416,25 @@ void conn_send_reject(struct iscsi_conn *c, const uint8_t *bhs, uint8_t reason)
 
 /* ---- receive ---- */
 
+/* Responses, R2Ts and NOP-Ins a reading initiator can have unwritten at
+ * once: one status and up to TASK_MAX_R2T R2Ts per task of its window, and
+ * some slack. Beyond that it sends without reading (immediate commands and
+ * pings take no CmdSN), and what piles up for it would only grow. */
+static bool peer_not_reading(const struct iscsi_conn *c)
+{
+	return c->tx_ctl > iscsi_opts_cur.queue_depth * (TASK_MAX_R2T + 2) + 64;
+}
+
 static void ffp_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 {
 	uint8_t op = bhs_opcode(p->bhs);
 	bool discovery = c->sess.type == ISCSI_SESSION_DISCOVERY;
+
+	if (peer_not_reading(c)) {
+		iscsi_pdu_free(c, p);
+		conn_drop(c, "the initiator does not read what it asked for");
+		return;
+	}
 
 	if (discovery && op != ISCSI_OP_TEXT_REQ && op != ISCSI_OP_LOGOUT_REQ) {
 		/* RFC 7143 §4.3: discovery sessions carry Text and Logout only. */
@@ -487,6 +536,11 @@ void conn_tick(struct iscsi_conn *c, uint64_t now)
 			conn_drop(c, "login timed out");
 		return;
 	case CONN_FULL:
+		if (c->logout_requested && now >= c->logout_deadline_us) {
+			conn_drop(c, "did not log out when asked to");
+			return;
+		}
+		break;
 	case CONN_LOGOUT:
 		break;
 	default:
@@ -511,6 +565,17 @@ void iscsi_session_kill_msg(void *a, void *b)
 
 	if (c)
 		conn_drop(c, b);
+}
+
+void iscsi_session_logout_msg(void *a, void *b)
+{
+	struct iscsi_conn *c = conn_find(ir_here(), (uint64_t)(uintptr_t)a);
+
+	if (c) {
+		conn_get(c);
+		conn_request_logout(c, (unsigned)(uintptr_t)b);
+		conn_put(c);
+	}
 }
 
 struct iscsi_conn *conn_find_here(uint64_t id)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "core/log.h"
 #include "internal.h"
@@ -30,9 +31,11 @@ static void data_out_error(struct iscsi_task *t, uint8_t ascq, const char *what)
 }
 
 /* Copies received data into the task buffer at its offset. Data past what
- * the command needs (EDTL larger than the CDB's length) is discarded.
- * XXX: one copy from the receive buffer; receiving straight into the task
- * buffer is a later optimisation of the transport. */
+ * the command needs (EDTL larger than the CDB's length) is discarded. Only
+ * for data a transport read into a buffer of its own: immediate data (its
+ * task does not exist while the command PDU is read), Data-Out the engine
+ * does not take as it is, and transports without zero-copy receive;
+ * iscsi_conn_data_dest places the rest straight into the task buffer. */
 void take_data(struct iscsi_task *t, uint32_t off, const uint8_t *src, uint32_t len)
 {
 	const struct scsi_task *st = &t->st;
@@ -109,15 +112,114 @@ void r2t_fill(struct iscsi_task *t)
 	}
 }
 
+/* Where a Data-Out stands against its task (RFC 7143 §11.7): NULL if the
+ * engine takes it as it is, else what is wrong and the ASCQ to fail the
+ * command with. *rp is the R2T it answers (NULL: unsolicited). Reads state
+ * only: the transport asks this at header time (iscsi_conn_data_dest) and the
+ * engine again when the whole PDU arrives. */
+static const char *data_out_check(struct iscsi_task *t, const uint8_t *bhs, uint32_t len,
+				  struct iscsi_r2t **rp, uint8_t *ascq)
+{
+	uint32_t ttt = get_be32(bhs + BHS_TTT);
+	uint32_t datasn = get_be32(bhs + BHS_DATASN);
+	uint32_t off = get_be32(bhs + BHS_BUFOFF);
+	bool final = bhs[BHS_FLAGS] & ISCSI_FLAG_FINAL;
+	struct iscsi_r2t *r = NULL;
+	const char *bad;
+
+	*rp = NULL;
+	*ascq = 0x00;
+	if (ttt == TTT_NONE) {
+		bad = !t->unsol_pending ? "unsolicited data not expected" :
+			datasn != t->unsol_datasn ? "DataSN out of order" :
+			off != t->data_got ? "buffer offset out of order" :
+			(uint64_t)off + len > t->unsol_limit ? "beyond FirstBurstLength" :
+			(!final && off + len == t->unsol_limit) ? "F bit missing" : NULL;
+		if (bad)
+			*ascq = off != t->data_got ? 0x05 :
+				(uint64_t)off + len > t->unsol_limit ? 0x02 : 0x00;
+		return bad;
+	}
+	for (unsigned i = 0; i < TASK_MAX_R2T && !r; i++)
+		if (t->r2ts[i].active && t->r2ts[i].ttt == ttt)
+			r = &t->r2ts[i];
+	bad = !r ? "unknown Target Transfer Tag" :
+		datasn != r->datasn ? "DataSN out of order" :
+		off != r->off + r->got ? "buffer offset out of order" :
+		len > r->len - r->got ? "more data than the R2T asked for" :
+		final != (r->got + len == r->len) ? "F bit misplaced" : NULL;
+	if (bad)
+		*ascq = !r ? 0x01 : off != r->off + r->got ? 0x05 :
+			len > r->len - r->got ? 0x02 : 0x00;
+	*rp = r;
+	return bad;
+}
+
+/* A task that takes no more data: gone, aborted, failed or already running. */
+static bool task_takes_data(const struct iscsi_task *t)
+{
+	return t && t->kind == TASK_SCSI && !t->aborted && !t->data_failed &&
+	       !t->exec_called && !t->rsp_queued;
+}
+
+int iscsi_conn_data_dest(struct iscsi_conn *c, struct iscsi_pdu *p, struct iovec *iov, int max)
+{
+	const uint8_t *bhs = p->bhs;
+	struct iscsi_task *t;
+	struct iscsi_r2t *r;
+	uint32_t off = get_be32(bhs + BHS_BUFOFF), len = p->data_len, covered = 0;
+	uint8_t ascq;
+	int n = 0;
+
+	if (bhs_opcode(bhs) != ISCSI_OP_DATA_OUT || len == 0 || p->rx_placed ||
+	    (c->state != CONN_FULL && c->state != CONN_LOGOUT) ||
+	    c->sess.type != ISCSI_SESSION_NORMAL)
+		return 0;
+	t = task_find(c, bhs_itt(bhs));
+	/* Only data the engine will keep as it is lands in the buffer: anything
+	 * it would discard or fail the command for goes the copying way, so a
+	 * bad PDU never writes into a buffer (least of all one being written to
+	 * the disk). Data past xfer_len (EDTL above the CDB's length) too. */
+	if (!task_takes_data(t) || !t->wants_data || !t->prepared ||
+	    data_out_check(t, bhs, len, &r, &ascq) ||
+	    (uint64_t)off + len > t->xfer_len || t->xfer_len > t->st.buf_len)
+		return 0;
+	for (int i = 0; i < t->st.iovcnt && covered < len; i++) {
+		uint32_t seg = (uint32_t)t->st.iov[i].iov_len;
+
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		if (n == max)
+			return 0;
+		seg -= off;
+		if (seg > len - covered)
+			seg = len - covered;
+		iov[n].iov_base = (uint8_t *)t->st.iov[i].iov_base + off;
+		iov[n].iov_len = seg;
+		n++;
+		covered += seg;
+		off = 0;
+	}
+	if (covered != len)
+		return 0;
+	p->rx_placed = true;
+	p->task = t;
+	t->rx_pins++;
+	return n;
+}
+
 void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
 {
 	const uint8_t *bhs = p->bhs;
 	struct iscsi_task *t = task_find(c, bhs_itt(bhs));
-	uint32_t ttt = get_be32(bhs + BHS_TTT);
-	uint32_t datasn = get_be32(bhs + BHS_DATASN);
 	uint32_t off = get_be32(bhs + BHS_BUFOFF);
 	uint32_t len = p->data_len;
 	bool final = bhs[BHS_FLAGS] & ISCSI_FLAG_FINAL;
+	struct iscsi_r2t *r;
+	const char *bad;
+	uint8_t ascq;
 
 	(void)rx_status;
 	if (!t || t->kind != TASK_SCSI || t->aborted) {
@@ -128,7 +230,7 @@ void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
 		iscsi_pdu_free(c, p);
 		return;
 	}
-	if (t->data_failed || t->exec_called || t->rsp_queued) {
+	if (!task_takes_data(t)) {
 		/* The command already failed (or no longer takes data). */
 		iscsi_pdu_free(c, p);
 		return;
@@ -138,44 +240,25 @@ void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
 		data_out_error(t, 0x00, "Data-Out for a command without write data");
 		return;
 	}
-	if (ttt == TTT_NONE) {
-		const char *bad = !t->unsol_pending ? "unsolicited data not expected" :
-			datasn != t->unsol_datasn ? "DataSN out of order" :
-			off != t->data_got ? "buffer offset out of order" :
-			(uint64_t)off + len > t->unsol_limit ? "beyond FirstBurstLength" :
-			(!final && off + len == t->unsol_limit) ? "F bit missing" : NULL;
-
-		if (bad) {
-			iscsi_pdu_free(c, p);
-			data_out_error(t, off != t->data_got ? 0x05 :
-				       (uint64_t)off + len > t->unsol_limit ? 0x02 : 0x00, bad);
-			return;
-		}
-		t->unsol_datasn++;
+	bad = data_out_check(t, bhs, len, &r, &ascq);
+	if (bad) {
+		iscsi_pdu_free(c, p);
+		data_out_error(t, ascq, bad);
+		return;
+	}
+	/* Placed data is in the buffer already (the same checks passed when its
+	 * header came, and nothing on this connection ran in between). */
+	if (p->rx_placed)
+		t->data_got = off + len;
+	else
 		take_data(t, off, p->data, len);
+	if (!r) {
+		t->unsol_datasn++;
 		if (final) {
 			t->unsol_pending = false;
 			t->r2t_next_off = t->data_got;
 		}
 	} else {
-		struct iscsi_r2t *r = NULL;
-
-		for (unsigned i = 0; i < TASK_MAX_R2T && !r; i++)
-			if (t->r2ts[i].active && t->r2ts[i].ttt == ttt)
-				r = &t->r2ts[i];
-		const char *bad = !r ? "unknown Target Transfer Tag" :
-			datasn != r->datasn ? "DataSN out of order" :
-			off != r->off + r->got ? "buffer offset out of order" :
-			len > r->len - r->got ? "more data than the R2T asked for" :
-			final != (r->got + len == r->len) ? "F bit misplaced" : NULL;
-
-		if (bad) {
-			iscsi_pdu_free(c, p);
-			data_out_error(t, !r ? 0x01 : off != r->off + r->got ? 0x05 :
-				       len > r->len - r->got ? 0x02 : 0x00, bad);
-			return;
-		}
-		take_data(t, off, p->data, len);
 		r->got += len;
 		r->datasn++;
 		if (final) {

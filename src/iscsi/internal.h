@@ -23,6 +23,7 @@
 #include "iscsi/pdu.h"
 #include "net/transport.h"
 #include "scsi/scsi.h"
+#include "ctl/stats.h"
 
 #define ITT_RESERVED      0xffffffffu
 #define TTT_NONE          0xffffffffu
@@ -48,6 +49,8 @@ struct iscsi_reactor {
 	unsigned nconns;
 	struct timer *tick;
 	bool stopping;
+	bool stop_forced;             /* shutdown: what did not log out was dropped */
+	uint64_t stop_deadline_us;    /* ... at this time */
 	bool stopped;                 /* caches and qp gone */
 	/* task management (sweep.c) */
 	uint64_t rx_seq;              /* commands received here, in order */
@@ -113,6 +116,8 @@ struct iscsi_conn {
 	enum conn_state state;
 	unsigned refs;                    /* engine frames using the conn */
 	unsigned ntasks;
+	unsigned tx_ctl;                  /* PDUs other than Data-In handed to the
+					   * transport and not yet written */
 	bool freed;                       /* (debug) */
 
 	uint16_t cid;
@@ -155,6 +160,8 @@ struct iscsi_conn {
 	bool logout_pending;
 	uint32_t logout_itt;
 	uint8_t logout_response;
+	bool logout_requested;            /* we sent AsyncEvent 1 (logout please) */
+	uint64_t logout_deadline_us;      /* ... and drop the connection after this */
 
 	/* NOP */
 	uint64_t last_rx_us;
@@ -163,6 +170,7 @@ struct iscsi_conn {
 	uint64_t ping_sent_us;
 
 	char peer[XPORT_ADDR_MAX + 8];    /* "addr:port" / "[v6]:port", for logs */
+	struct ctl_io_ctr io_stats;       /* finished commands (info.c, for lichctl) */
 
 	/* login authentication (login.c, chap.c) */
 	struct chap_state chap;
@@ -206,6 +214,7 @@ struct iscsi_task {
 	bool aborted;
 	bool data_failed;                 /* bad Data-Out: failed, rest discarded */
 	unsigned tx_refs;                 /* queued PDUs pointing into the buffer */
+	unsigned rx_pins;                 /* received PDUs being read into the buffer */
 
 	/* data out */
 	bool wants_data;                  /* W bit with EDTL > 0 */
@@ -221,6 +230,10 @@ struct iscsi_task {
 
 	/* data in */
 	uint32_t datasn;                  /* next DataSN (Data-In), = ExpDataSN */
+
+	/* iSER (RFC 7145): initiator buffers from the command's iSER header */
+	struct iscsi_rdma_ref rdma_in, rdma_out;
+	uint32_t rdma_out_base;           /* task offset rdma_out.va stands for */
 
 	/* task management */
 	uint64_t rx_seq;                  /* arrival order on its reactor */
@@ -251,8 +264,12 @@ void iscsi_reactor_register(struct iscsi_reactor *ir);
 void iscsi_reactor_teardown(struct iscsi_reactor *ir);
 /* Message: drop the session whose id is (uintptr_t)a; b is a reason string. */
 void iscsi_session_kill_msg(void *a, void *b);
+/* Message: ask the session whose id is (uintptr_t)a to log out within
+ * (uintptr_t)b seconds (conn_request_logout). */
+void iscsi_session_logout_msg(void *a, void *b);
 unsigned iscsi_nop_interval(void);
 unsigned iscsi_nop_timeout(void);
+unsigned iscsi_shutdown_timeout(void);    /* opts, then each (re)loaded config */
 
 /* Registry: the calls below take the lock themselves. */
 struct iscsi_tgt *reg_target_get(const char *name);      /* +ref, NULL if none */
@@ -316,6 +333,8 @@ void data_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status);
  * window (dropped silently), 2 = held (gap before it). */
 int cmdsn_check(struct iscsi_conn *c, const uint8_t *bhs);
 void cmdsn_advance(struct iscsi_conn *c);
+/* Moves MaxCmdSN on as far as the open tasks allow (after a task ended). */
+void cmdsn_window_update(struct iscsi_conn *c);
 int held_insert(struct iscsi_conn *c, struct iscsi_task *t);
 void held_clear(struct iscsi_conn *c);
 void held_drain(struct iscsi_conn *c);
@@ -327,6 +346,10 @@ void task_scsi_resume(struct iscsi_task *t);
 /* Sends Data-In and status (or the early status) and lets the task go. */
 void task_complete(struct iscsi_task *t);
 void task_put_lun(struct iscsi_pdu *p, const struct iscsi_task *t);
+
+/* ---- info.c: counters and introspection for lichctl ---- */
+/* Counts a finished SCSI command in its connection's and its LU's counters. */
+void task_account(struct iscsi_task *t);
 
 /* ---- dataout.c ---- */
 /* Received data into the task buffer at off (what lies past the command's
@@ -344,6 +367,10 @@ void tmf_unpark_all(struct iscsi_conn *c);
 void nop_out_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void text_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
 void logout_recv(struct iscsi_conn *c, struct iscsi_pdu *p);
+/* Sends an Async Message "target requests logout" (Parameter3 = secs) to a
+ * full-feature session; conn_tick drops it if it is still there a grace
+ * period after secs. Discovery sessions are dropped at once. */
+void conn_request_logout(struct iscsi_conn *c, unsigned secs);
 void conn_send_ping(struct iscsi_conn *c);
 
 /* ---- sweep.c: aborting tasks across sessions and reactors ----

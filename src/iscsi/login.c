@@ -180,8 +180,9 @@ static void login_finish(struct iscsi_conn *c, struct iscsi_pdu *rsp)
 	rsp->sent = final_rsp_sent;
 	rsp->task = c;
 	conn_send(c, rsp, true);
-	log_info("login: initiator %s at %s, target %s, tsih %u%s%s",
+	log_info("login: initiator %s at %s, target %s, tsih %u, reactor %u%s%s",
 		 s->initiator_name, c->peer, s->tgt ? s->tgt->name : "(discovery)", s->tsih,
+		 c->ir ? c->ir->id : 0,
 		 c->params.header_digest ? ", header digest" : "",
 		 c->params.data_digest ? ", data digest" : "");
 }
@@ -413,8 +414,30 @@ static uint16_t login_auth(struct iscsi_conn *c, int csg, bool *transit,
 	return 0;
 }
 
+/* What this connection offers: the configured limits, except on an RDMA
+ * transport (iSER, RFC 7145 §6.3): RDMAExtensions=Yes, no digests (the RCaP
+ * has its own CRC), InitialR2T=Yes (solicited data is fetched by RDMA Read
+ * from the Write Base Offset, which names the first byte after the
+ * immediate data), and received PDUs bounded by the receive buffers. */
+static void conn_limits(struct iscsi_conn *c, struct iscsi_target_limits *lim)
+{
+	*lim = iscsi_opts_cur.limits;
+	if (!c->xc || !c->xc->rdma_max_dsl)
+		return;
+	lim->rdma_extensions = true;
+	lim->allow_digests = false;
+	lim->initial_r2t = true;
+	lim->max_unexpected_pdus = c->xc->rdma_max_unexpected;
+	if (lim->max_recv_dsl > c->xc->rdma_max_dsl)
+		lim->max_recv_dsl = c->xc->rdma_max_dsl;
+	c->params.max_recv_dsl = lim->max_recv_dsl;
+	if (lim->first_burst > lim->max_recv_dsl)
+		lim->first_burst = lim->max_recv_dsl;
+}
+
 static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 {
+	struct iscsi_target_limits lim;
 	uint8_t f = req->bhs[BHS_FLAGS];
 	int csg = ISCSI_LOGIN_CSG(f), nsg = ISCSI_LOGIN_NSG(f);
 	bool transit = f & ISCSI_LOGIN_TRANSIT;
@@ -438,7 +461,8 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 	}
 	if (!c->login_checked)
 		login_auth_required(c, kv, (unsigned)n);
-	st = (uint16_t)iscsi_negotiate(&c->params, &iscsi_opts_cur.limits, csg, true,
+	conn_limits(c, &lim);
+	st = (uint16_t)iscsi_negotiate(&c->params, &lim, csg, true,
 				       c->chap.required ? "CHAP" : "None", kv, (unsigned)n, &tb);
 	if (st)
 		goto fail;
@@ -454,7 +478,7 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 		goto fail;
 	if (transit && csg == ISCSI_STAGE_OPERATIONAL) {
 		/* Our own offers must be answered before we may transit (§6.3). */
-		int offers = iscsi_params_offer(&c->params, &iscsi_opts_cur.limits, true, &tb);
+		int offers = iscsi_params_offer(&c->params, &lim, true, &tb);
 
 		if (offers < 0) {
 			st = ISCSI_LOGIN_STATUS_NO_RESOURCES;
@@ -468,7 +492,7 @@ static void login_process(struct iscsi_conn *c, struct iscsi_pdu *req)
 		 * offers: the target chooses the operational stage next. */
 		nsg = ISCSI_STAGE_OPERATIONAL;
 	if (transit && nsg == ISCSI_STAGE_FULL) {
-		st = (uint16_t)iscsi_params_finish(&c->params, &iscsi_opts_cur.limits, &tb);
+		st = (uint16_t)iscsi_params_finish(&c->params, &lim, &tb);
 		if (st)
 			goto fail;
 	}

@@ -272,9 +272,10 @@ enum key_id {
 	K_DATA_PDU_IN_ORDER, K_DATA_SEQ_IN_ORDER, K_ERL, K_SESSION_TYPE,
 	K_AUTH_METHOD, K_OF_MARKER, K_IF_MARKER, K_OF_MARK_INT, K_IF_MARK_INT,
 	K_TASK_REPORTING, K_PROTOCOL_LEVEL, K_RDMA_EXT,
+	K_INIT_RDSL, K_TGT_RDSL, K_MAX_UNEXP,
 	K_COUNT
 };
-_Static_assert(K_COUNT <= 32, "value_crc[] holds 32 keys");
+_Static_assert(K_COUNT <= 40, "value_crc[] holds 40 keys");
 
 enum key_kind { KIND_DECL, KIND_AND, KIND_OR, KIND_MIN, KIND_MAX, KIND_LIST, KIND_REJECT };
 
@@ -327,6 +328,10 @@ static const struct key_def keys[K_COUNT] = {
 	{ "TaskReporting",            K_TASK_REPORTING,    KIND_LIST, F_LO | F_NODISC, 0, 0 },
 	{ "iSCSIProtocolLevel",       K_PROTOCOL_LEVEL,    KIND_MIN,  F_LO | F_NODISC, 0, 31 },
 	{ "RDMAExtensions",           K_RDMA_EXT,          KIND_AND,  F_LO | F_NODISC, 0, 0 },
+	/* iSER (RFC 7145 §6.3): see neg_decl */
+	{ "InitiatorRecvDataSegmentLength", K_INIT_RDSL,   KIND_DECL, 0, 512, MAX_DSL },
+	{ "TargetRecvDataSegmentLength",    K_TGT_RDSL,    KIND_DECL, 0, 512, MAX_DSL },
+	{ "MaxOutstandingUnexpectedPDUs",   K_MAX_UNEXP,   KIND_DECL, F_LO, 0, 0xffffffffu },
 };
 
 static const struct key_def *key_lookup(const char *name)
@@ -601,6 +606,29 @@ static int neg_decl(struct neg *n, const struct key_def *k, const char *v)
 		return 0;
 	case K_SESSION_TYPE:
 		return 0;       /* applied before the walk (see session_type_first) */
+	case K_INIT_RDSL:
+	case K_TGT_RDSL:
+	case K_MAX_UNEXP: {
+		uint32_t x;
+		if (!n->lim->rdma_extensions) {
+			/* Not an iSER connection: these keys do not exist on TCP. */
+			answer(n, k->name, "NotUnderstood");
+			return 0;
+		}
+		if (!num_in_range(k, v, &x)) {
+			answer(n, k->name, "Reject");
+			return 0;
+		}
+		if (k->id == K_INIT_RDSL) {
+			p->max_xmit_dsl = x;     /* what the initiator can receive */
+			return 0;
+		}
+		if (k->id == K_TGT_RDSL)
+			answer_num(n, k->name, p->max_recv_dsl);
+		else
+			answer_num(n, k->name, n->lim->max_unexpected_pdus);
+		return 0;
+	}
 	case K_MAX_RECV_DSL: {
 		uint32_t x;
 		if (!num_in_range(k, v, &x)) {

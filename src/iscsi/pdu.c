@@ -20,9 +20,8 @@
  * that lich does not have. */
 uint64_t iscsi_lun_decode(const uint8_t lun[8])
 {
-	for (int i = 2; i < 8; i++)
-		if (lun[i])
-			return UINT64_MAX;
+	if (get_be16(lun + 2) | get_be32(lun + 4))   /* bytes 2..7, two loads */
+		return UINT64_MAX;
 	switch (lun[0] >> 6) {
 	case 0:  /* peripheral device addressing: byte 0 low 6 bits = bus id */
 		if (lun[0] & 0x3f)

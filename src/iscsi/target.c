@@ -27,7 +27,7 @@ static struct {
 	unsigned nsessions;
 	uint16_t next_tsih;
 	unsigned n_discovery_accounts;
-	_Atomic unsigned nop_interval, nop_timeout;
+	_Atomic unsigned nop_interval, nop_timeout, shutdown_timeout;
 	_Atomic uint64_t next_id;
 	struct iscsi_reactor *reactors[REACTOR_MAX];
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -49,6 +49,7 @@ void iscsi_opts_default(struct iscsi_opts *o)
 	o->nop_interval = 30;
 	o->nop_timeout = 30;
 	o->bdev_depth = 256;
+	o->shutdown_timeout = 5;
 }
 
 int iscsi_init(const struct iscsi_opts *o)
@@ -66,6 +67,7 @@ int iscsi_init(const struct iscsi_opts *o)
 		iscsi_opts_cur.bdev_depth = 256;
 	atomic_store(&g.nop_interval, o->nop_interval);
 	atomic_store(&g.nop_timeout, o->nop_timeout);
+	atomic_store(&g.shutdown_timeout, o->shutdown_timeout);
 	atomic_store(&g.next_id, 1);
 	g.next_tsih = 1;
 	g.inited = true;
@@ -117,6 +119,7 @@ void iscsi_set_config(const struct config *c)
 {
 	atomic_store(&g.nop_interval, c->nop_interval);
 	atomic_store(&g.nop_timeout, c->nop_timeout);
+	atomic_store(&g.shutdown_timeout, c->shutdown_timeout);
 	pthread_mutex_lock(&g.lock);
 	g.n_discovery_accounts = c->n_discovery_incoming;
 	pthread_mutex_unlock(&g.lock);
@@ -126,6 +129,7 @@ void iscsi_set_config(const struct config *c)
 
 unsigned iscsi_nop_interval(void) { return atomic_load(&g.nop_interval); }
 unsigned iscsi_nop_timeout(void) { return atomic_load(&g.nop_timeout); }
+unsigned iscsi_shutdown_timeout(void) { return atomic_load(&g.shutdown_timeout); }
 uint64_t iscsi_next_id(void) { return atomic_fetch_add(&g.next_id, 1); }
 void iscsi_config_lock(void) { pthread_mutex_lock(&g.lock); }
 void iscsi_config_unlock(void) { pthread_mutex_unlock(&g.lock); }
@@ -471,6 +475,26 @@ void reg_kill_target_sessions(struct iscsi_tgt *t)
 		iscsi_post(v[i].rid, iscsi_session_kill_msg, (void *)(uintptr_t)v[i].id,
 			   "target removed");
 	free(v);
+}
+
+int iscsi_session_request_logout(uint64_t session_id, unsigned time_to_logout)
+{
+	int rc = -ENOENT;
+	unsigned rid = 0;
+
+	pthread_mutex_lock(&g.lock);
+	for (struct iscsi_session *e = g.sessions; e; e = e->g_next) {
+		if (e->id == session_id && !e->dying) {
+			rid = e->rid;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g.lock);
+	if (rc == 0)
+		iscsi_post(rid, iscsi_session_logout_msg, (void *)(uintptr_t)session_id,
+			   (void *)(uintptr_t)time_to_logout);
+	return rc;
 }
 
 unsigned iscsi_session_count(void)

@@ -37,7 +37,12 @@ struct iscsi_task *task_alloc(struct iscsi_conn *c, enum task_kind kind)
 	t = slab_alloc(c->ir->task_cache);
 	if (!t)
 		return NULL;
-	memset((char *)t + sizeof(t->st), 0, sizeof(*t) - sizeof(t->st));
+	/* All zero but the R2T slots, of which only `active` is read before
+	 * being set: a read never uses them, and this runs for every command. */
+	memset((char *)t + sizeof(t->st), 0, offsetof(struct iscsi_task, r2ts) - sizeof(t->st));
+	for (unsigned i = 0; i < TASK_MAX_R2T; i++)
+		t->r2ts[i].active = false;
+	memset(&t->datasn, 0, sizeof(*t) - offsetof(struct iscsi_task, datasn));
 	scsi_task_init(&t->st);
 	t->conn = c;
 	t->kind = kind;
@@ -114,7 +119,7 @@ void task_free(struct iscsi_task *t)
 
 void task_maybe_release(struct iscsi_task *t)
 {
-	if (t->tx_refs || t->held)
+	if (t->tx_refs || t->rx_pins || t->held)
 		return;
 	if (t->aborted) {
 		if (t->exec_called && !t->scsi_done)
@@ -291,6 +296,120 @@ static void send_data_in(struct iscsi_task *t)
 		t->rsp_queued = true;
 }
 
+/* ---- iSER: data by RDMA instead of Data-In / R2T (RFC 7145 §7.3) ---- */
+
+static bool conn_rdma(const struct iscsi_conn *c)
+{
+	return c->xc && c->xc->ops->put_data;
+}
+
+/* The task buffer from off, len bytes, as iovecs (up to max). */
+static int iov_range(const struct scsi_task *st, uint32_t off, uint32_t len,
+		     struct iovec *out, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < st->iovcnt && len && n < max; i++) {
+		uint32_t seg = (uint32_t)st->iov[i].iov_len;
+
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		seg -= off;
+		if (seg > len)
+			seg = len;
+		out[n].iov_base = (uint8_t *)st->iov[i].iov_base + off;
+		out[n++].iov_len = seg;
+		len -= seg;
+		off = 0;
+	}
+	return len ? -EFAULT : n;
+}
+
+/* Data-In as one RDMA Write to the initiator's Read STag; the SCSI Response
+ * queued next goes out behind it. The write pins the buffer (tx_refs). */
+static void put_data_rdma(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	struct scsi_task *st = &t->st;
+	uint32_t total = st->data_in_len < t->edtl ? st->data_in_len : t->edtl;
+	struct iovec iov[SCSI_MAX_IOV];
+	int n;
+
+	if (total == 0)
+		return;
+	if (!t->rdma_in.valid) {
+		conn_drop(c, "iSER: Data-In for a command without a Read STag");
+		return;
+	}
+	n = iov_range(st, 0, total, iov, SCSI_MAX_IOV);
+	if (n <= 0) {
+		conn_drop(c, "iSER: Data-In beyond the task buffer");
+		return;
+	}
+	t->tx_refs++;
+	if (c->xc->ops->put_data(c->xc, &t->rdma_in, iov, n, total, t)) {
+		t->tx_refs--;
+		conn_drop(c, "iSER: cannot post an RDMA Write");
+	}
+}
+
+void iscsi_rdma_put_done(void *cookie, int err)
+{
+	(void)err;   /* a failed write fails the connection: the transport says so */
+	task_tx_done(cookie);
+}
+
+/* Solicited write data in one RDMA Read from the initiator's Write STag
+ * (what the command carried as immediate data is already in). r2t_out marks
+ * the read outstanding; rx_pins keeps the buffer. */
+static void get_data_rdma(struct iscsi_task *t)
+{
+	struct iscsi_conn *c = t->conn;
+	uint32_t len = t->xfer_len - t->data_got;
+	struct iscsi_rdma_ref ref = t->rdma_out;
+	struct iovec iov[SCSI_MAX_IOV];
+	int n;
+
+	if (t->r2t_out)
+		return;
+	if (!ref.valid) {
+		conn_drop(c, "iSER: write data missing and no Write STag");
+		return;
+	}
+	n = iov_range(&t->st, t->data_got, len, iov, SCSI_MAX_IOV);
+	if (n <= 0) {
+		conn_drop(c, "iSER: write beyond the task buffer");
+		return;
+	}
+	ref.va += t->data_got - t->rdma_out_base;
+	t->r2t_out = 1;
+	t->rx_pins++;
+	if (c->xc->ops->get_data(c->xc, &ref, iov, n, len, t)) {
+		t->r2t_out = 0;
+		t->rx_pins--;
+		conn_drop(c, "iSER: cannot post an RDMA Read");
+	}
+}
+
+void iscsi_rdma_get_done(void *cookie, int err)
+{
+	struct iscsi_task *t = cookie;
+	struct iscsi_conn *c = t->conn;
+
+	t->rx_pins--;
+	t->r2t_out = 0;
+	if (err || t->aborted || c->state == CONN_DEAD) {
+		task_maybe_release(t);
+		return;
+	}
+	t->data_got = t->xfer_len;
+	conn_get(c);
+	task_scsi_resume(t);
+	conn_put(c);
+}
+
 static void task_sweep_done(struct iscsi_task *t)
 {
 	if (t->aborted || t->conn->state == CONN_DEAD) {
@@ -324,8 +443,12 @@ void task_complete(struct iscsi_task *t)
 
 	if (task_wait_for_sweep(t))
 		return;
+	task_account(t);
 	if (c->state != CONN_DEAD) {
-		send_data_in(t);
+		if (conn_rdma(c))
+			put_data_rdma(t);
+		else
+			send_data_in(t);
 		if (!t->rsp_queued && c->state != CONN_DEAD && send_scsi_rsp(t))
 			conn_drop(c, "no memory for a SCSI Response");
 	}
@@ -369,7 +492,10 @@ void task_scsi_resume(struct iscsi_task *t)
 		return;
 	}
 	if (t->prepared && t->data_got < t->xfer_len) {
-		r2t_fill(t);
+		if (conn_rdma(c))
+			get_data_rdma(t);
+		else
+			r2t_fill(t);
 		return;
 	}
 	if (t->r2t_out || !t->ordered)
@@ -495,7 +621,9 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 		iscsi_pdu_free(c, p);
 		return;
 	}
-	t = task_alloc(c, TASK_SCSI);
+	/* Immediate commands take no CmdSN, so the window does not bound them:
+	 * past queue_depth open tasks they get TASK SET FULL, no buffer. */
+	t = imm && c->ntasks >= iscsi_opts_cur.queue_depth ? NULL : task_alloc(c, TASK_SCSI);
 	if (!t) {
 		if (order == 0 && !imm)
 			cmdsn_advance(c);
@@ -512,6 +640,8 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 	t->lun_raw_lo = get_be32(bhs + BHS_LUN + 4);
 	task_hash_add(t);
 	scsi_cmd_setup(t, p);
+	t->rdma_in = p->rdma_in;
+	t->rdma_out = p->rdma_out;
 	t->wants_data = (bhs[BHS_FLAGS] & ISCSI_CMD_WRITE) && t->edtl > 0;
 	if (t->wants_data) {
 		reason = setup_write(t, p);
@@ -524,6 +654,9 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 			task_maybe_release(t);
 			return;
 		}
+		/* iSER: the Write Base Offset names the first byte not sent
+		 * with the command (RFC 7145 §7.3.1, InitialR2T=Yes). */
+		t->rdma_out_base = t->data_got;
 	}
 	iscsi_pdu_free(c, p);
 	if (order == 2) {

@@ -1,5 +1,6 @@
 /* text.c — Text (RFC 7143 §11.10/§11.11, SendTargets §12.3 / Appendix C),
- * NOP-Out/NOP-In (§11.18/§11.19) and Logout (§11.14/§11.15).
+ * NOP-Out/NOP-In (§11.18/§11.19), Logout (§11.14/§11.15) and the target's
+ * request for one (Async Message, AsyncEvent 1, §11.9).
  *
  * Text: a request split with the C bit is collected (each part acknowledged
  * by an empty response with F=0 and a TTT); a response longer than the
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/reactor.h"
 #include "internal.h"
 
 #define TEXT_KV_MAX 64
@@ -304,4 +306,42 @@ void logout_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 		break;
 	}
 	iscsi_pdu_free(c, p);
+}
+
+/* ---- Async Message: "target requests logout" (§11.9.1) ---- */
+
+#define ASYNC_EVENT_LOGOUT_REQUEST 1
+#define BHS_ASYNC_EVENT            36
+#define BHS_ASYNC_PARAM3           42
+/* After Parameter3 runs out: the initiator's logout may be in flight. */
+#define LOGOUT_REQUEST_GRACE_US    2000000ull
+
+void conn_request_logout(struct iscsi_conn *c, unsigned secs)
+{
+	struct iscsi_pdu *p;
+	uint64_t now;
+
+	if (c->state != CONN_FULL || c->logout_requested)
+		return;   /* logging in, logging out already, or closing */
+	if (c->sess.type != ISCSI_SESSION_NORMAL) {
+		conn_drop(c, "logout requested (discovery session)");
+		return;
+	}
+	p = conn_pdu_new(c, ISCSI_OP_ASYNC);
+	if (!p) {
+		conn_drop(c, "logout requested; no memory for the Async Message");
+		return;
+	}
+	if (secs > 0xffff)
+		secs = 0xffff;
+	p->bhs[1] = ISCSI_FLAG_FINAL;
+	put_be32(p->bhs + BHS_ITT, ITT_RESERVED);
+	p->bhs[BHS_ASYNC_EVENT] = ASYNC_EVENT_LOGOUT_REQUEST;
+	put_be16(p->bhs + BHS_ASYNC_PARAM3, (uint16_t)secs);
+	now = c->ir->r ? reactor_now_us(c->ir->r) : clock_now_us();
+	c->logout_requested = true;
+	c->logout_deadline_us = now + secs * 1000000ull + LOGOUT_REQUEST_GRACE_US;
+	log_info("iscsi: asking %s (%s, target %s) to log out within %u s", c->peer,
+		 c->sess.initiator_name, conn_target_name(c), secs);
+	conn_send(c, p, true);   /* an Async Message carries a StatSN of its own */
 }

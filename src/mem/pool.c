@@ -57,9 +57,10 @@ _Static_assert(SLAB_MAX_OBJ == 1 << (CLASS_MIN_SHIFT + NR_CLASSES - 1), "classes
 #define TAB_MIN_BITS 4
 
 /* Page magazine: orders below PMAG_ORDERS, at most PMAG_MAX blocks and about
- * PMAG_BYTES per order (so 16 x 4 KiB, ..., 4 x 64 KiB). */
+ * PMAG_BYTES per order (so 64 x 4 KiB, ..., 4 x 64 KiB): 64 covers a queue
+ * depth of 64 one-page data buffers without going back to the buddy. */
 #define PMAG_ORDERS  5
-#define PMAG_MAX     16
+#define PMAG_MAX     64
 #define PMAG_BYTES   ((size_t)256 << 10)
 #define MAX_NODES    1024   /* highest node number we bind to, exclusive */
 

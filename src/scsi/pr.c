@@ -14,15 +14,15 @@
  * pr_conflict (the access tables), PERSISTENT RESERVE IN, then RESERVE/RELEASE
  * and the events that end SPC-2 reservations.
  *
- * Locking: one mutex per LU guards all state. Unit attentions and PREEMPT AND
- * ABORT requests are collected under it and delivered after it is released,
- * so callbacks may take their own locks freely. The atomic `reserved` flag
- * mirrors "a PR or SPC-2 reservation exists" so pr_conflict costs one load
- * while nobody reserves. Registrations alone never make a command conflict
- * (only RESERVE/RELEASE, which pr_reserve/pr_release decide themselves).
+ * Threads: the state is the LU owner reactor's alone (pr.h), so there is no
+ * lock. Unit attentions and PREEMPT AND ABORT requests are collected while the
+ * state changes and delivered after. pr_conflict, which runs on every
+ * reactor, reads the published view (struct pr_view): NULL while nobody
+ * reserves, so that costs one load. Registrations alone never make a command
+ * conflict (only RESERVE/RELEASE, which pr_reserve/pr_release decide
+ * themselves), so a view exists only while a reservation does.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,14 +62,65 @@ void pr_itn_of(const struct scsi_nexus *n, struct pr_itn *out)
 				   &out->port) == 0 && out->port.has_isid;
 }
 
+static void view_retire(struct scsi_pr *pr, struct pr_view *v)
+{
+	if (!v)
+		return;
+	if (pr->retire) {
+		pr->retire(pr->retire_ctx, v);
+		return;
+	}
+	v->retired_next = pr->retired;
+	pr->retired = v;
+}
+
+void pr_view_free(void *view)
+{
+	free(view);
+}
+
 void pr_update_flag(struct scsi_pr *pr)
 {
-	atomic_store_explicit(&pr->reserved, pr->st.type != PR_TYPE_NONE || pr->spc2.held,
-			      memory_order_release);
+	struct pr_view *v = NULL, *old;
+
+	if (pr->st.type != PR_TYPE_NONE || pr->spc2.held) {
+		unsigned n = pr->st.type != PR_TYPE_NONE ? pr->st.nregs : 0;
+		v = malloc(sizeof(*v) + n * sizeof(v->regs[0]));
+		if (!v) {
+			/* Keep the previous view rather than none: with no view
+			 * every command would pass a reservation. */
+			log_err("pr: no memory to publish the reservation state");
+			return;
+		}
+		v->retired_next = NULL;
+		v->type = pr->st.type;
+		v->spc2_held = pr->spc2.held;
+		v->spc2_port = pr->spc2.port;
+		v->spc2_rel_port_id = pr->spc2.rel_port_id;
+		v->nregs = n;
+		memcpy(v->regs, pr->st.regs, n * sizeof(v->regs[0]));
+	} else if (!atomic_load_explicit(&pr->view, memory_order_relaxed)) {
+		return;                 /* nothing reserved before nor now */
+	}
+	old = atomic_exchange_explicit(&pr->view, v, memory_order_acq_rel);
+	view_retire(pr, old);
 }
 
 /* Does registration r apply to initiator port p on target port rel? (A bare
  * name covers every ISID of that name.) */
+static bool reg_covers(const struct pr_reg *r, const struct pr_port *p, uint16_t rel);
+
+static const struct pr_reg *regs_find(const struct pr_reg *regs, unsigned n,
+				      const struct pr_itn *itn)
+{
+	if (!itn->valid)
+		return NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (reg_covers(&regs[i], &itn->port, itn->rel_port_id))
+			return &regs[i];
+	return NULL;
+}
+
 static bool reg_covers(const struct pr_reg *r, const struct pr_port *p, uint16_t rel)
 {
 	if (!r->all_tg_pt && r->rel_port_id != rel)
@@ -132,7 +183,6 @@ int pr_create(const char *state_file, pr_ua_fn ua, void *ua_ctx, struct scsi_pr 
 
 	if (!pr)
 		return -ENOMEM;
-	pthread_mutex_init(&pr->lock, NULL);
 	pr->ua = ua;
 	pr->ua_ctx = ua_ctx;
 	if (state_file) {
@@ -166,7 +216,12 @@ void pr_destroy(struct scsi_pr *pr)
 {
 	if (!pr)
 		return;
-	pthread_mutex_destroy(&pr->lock);
+	view_retire(pr, atomic_exchange(&pr->view, NULL));
+	while (pr->retired) {
+		struct pr_view *next = pr->retired->retired_next;
+		free(pr->retired);
+		pr->retired = next;
+	}
 	free(pr->state_file);
 	free(pr->undo);
 	free(pr);
@@ -174,26 +229,25 @@ void pr_destroy(struct scsi_pr *pr)
 
 void pr_set_abort_fn(struct scsi_pr *pr, pr_abort_fn fn, void *ctx)
 {
-	pthread_mutex_lock(&pr->lock);
 	pr->abort_fn = fn;
 	pr->abort_ctx = ctx;
-	pthread_mutex_unlock(&pr->lock);
+}
+
+/* Set before the LU is used; the current view (if any) is kept. */
+void pr_set_retire_fn(struct scsi_pr *pr, pr_retire_fn fn, void *ctx)
+{
+	pr->retire = fn;
+	pr->retire_ctx = ctx;
 }
 
 unsigned pr_registration_count(struct scsi_pr *pr)
 {
-	pthread_mutex_lock(&pr->lock);
-	unsigned n = pr->st.nregs;
-	pthread_mutex_unlock(&pr->lock);
-	return n;
+	return pr->st.nregs;
 }
 
 uint32_t pr_generation(struct scsi_pr *pr)
 {
-	pthread_mutex_lock(&pr->lock);
-	uint32_t g = pr->generation;
-	pthread_mutex_unlock(&pr->lock);
-	return g;
+	return pr->generation;
 }
 
 /* ---- access checks ---- */
@@ -317,10 +371,16 @@ static bool spc2_is_holder(const struct scsi_pr *pr, const struct pr_itn *itn)
 	       pr_port_equal(&pr->spc2.port, &itn->port);
 }
 
-static bool pr_access_conflict(struct scsi_pr *pr, const struct pr_itn *itn, enum access acc)
+static bool view_spc2_is_holder(const struct pr_view *v, const struct pr_itn *itn)
 {
-	unsigned type = pr->st.type;
-	struct pr_reg *r = pr_reg_find(pr, itn);
+	return v->spc2_held && itn->valid && v->spc2_rel_port_id == itn->rel_port_id &&
+	       pr_port_equal(&v->spc2_port, &itn->port);
+}
+
+static bool pr_access_conflict(const struct pr_view *v, const struct pr_itn *itn, enum access acc)
+{
+	unsigned type = v->type;
+	const struct pr_reg *r = regs_find(v->regs, v->nregs, itn);
 
 	if (r && (r->holder || pr_type_regs_only(type) || pr_type_all_regs(type)))
 		return false;
@@ -331,7 +391,9 @@ static bool pr_access_conflict(struct scsi_pr *pr, const struct pr_itn *itn, enu
 
 bool pr_conflict(struct scsi_pr *pr, const struct scsi_task *t)
 {
-	if (!atomic_load_explicit(&pr->reserved, memory_order_acquire))
+	/* Valid until this reactor's next turn (see the retire hook). */
+	const struct pr_view *v = atomic_load_explicit(&pr->view, memory_order_acquire);
+	if (!v)
 		return false;
 
 	const uint8_t *cdb = t->cdb;
@@ -340,16 +402,14 @@ bool pr_conflict(struct scsi_pr *pr, const struct scsi_task *t)
 	bool conflict = false;
 
 	pr_itn_of(t->nexus, &itn);
-	pthread_mutex_lock(&pr->lock);
-	if (pr->spc2.held) {
+	if (v->spc2_held) {
 		if (cdb[0] == OP_PR_IN || cdb[0] == OP_PR_OUT)
 			conflict = true;            /* whoever sends them (SPC-4 5.13.3) */
 		else if (acc != ACC_OWN)
-			conflict = !spc2_is_holder(pr, &itn) && !spc2_allowed(cdb);
-	} else if (pr->st.type != PR_TYPE_NONE && (acc == ACC_READ || acc == ACC_WRITE)) {
-		conflict = pr_access_conflict(pr, &itn, acc);
+			conflict = !view_spc2_is_holder(v, &itn) && !spc2_allowed(cdb);
+	} else if (v->type != PR_TYPE_NONE && (acc == ACC_READ || acc == ACC_WRITE)) {
+		conflict = pr_access_conflict(v, &itn, acc);
 	}
-	pthread_mutex_unlock(&pr->lock);
 	return conflict;
 }
 
@@ -437,22 +497,20 @@ static uint8_t *build_read_full_status(struct scsi_pr *pr, size_t *len)
 	return b;
 }
 
-void pr_in(struct scsi_pr *pr, struct scsi_task *t)
+uint8_t *pr_in_build(struct scsi_pr *pr, struct scsi_task *t, size_t *len_out)
 {
 	unsigned sa = t->cdb[1] & 0x1f;
-	uint32_t alloc = pr_get_be16(t->cdb + 7);
 	uint8_t *data = NULL;
 	size_t len = 0;
 
+	*len_out = 0;
 	if (sa > PRI_READ_FULL_STATUS) {
 		pr_set_invalid_cdb(t, 1, 4);
-		return;
+		return NULL;
 	}
-	pthread_mutex_lock(&pr->lock);
 	if (pr->spc2.held) {
-		pthread_mutex_unlock(&pr->lock);
 		pr_set_conflict(t);
-		return;
+		return NULL;
 	}
 	switch (sa) {
 	case PRI_READ_KEYS:
@@ -468,11 +526,18 @@ void pr_in(struct scsi_pr *pr, struct scsi_task *t)
 		data = build_read_full_status(pr, &len);
 		break;
 	}
-	pthread_mutex_unlock(&pr->lock);
-	if (!data) {
+	if (!data)
 		t->status = SAM_STAT_BUSY;
+	*len_out = len;
+	return data;
+}
+
+void pr_in_copy(struct scsi_task *t, uint8_t *data, size_t len)
+{
+	uint32_t alloc = pr_get_be16(t->cdb + 7);
+
+	if (!data)
 		return;
-	}
 	/* Truncation to the allocation length is not an error; the length
 	 * fields keep describing the whole list. */
 	uint32_t n = len < alloc ? (uint32_t)len : alloc;
@@ -485,6 +550,14 @@ void pr_in(struct scsi_pr *pr, struct scsi_task *t)
 	}
 	free(data);
 	pr_set_good(t);
+}
+
+void pr_in(struct scsi_pr *pr, struct scsi_task *t)
+{
+	size_t len;
+	uint8_t *data = pr_in_build(pr, t, &len);
+
+	pr_in_copy(t, data, len);
 }
 
 /* ---- SPC-2 RESERVE / RELEASE ---- */
@@ -524,7 +597,6 @@ void pr_reserve(struct scsi_pr *pr, struct scsi_task *t)
 	if (!check_10_byte(t))
 		return;
 	pr_itn_of(t->nexus, &itn);
-	pthread_mutex_lock(&pr->lock);
 	if (pr->st.nregs > 0) {
 		if (crh_exempt(pr, &itn))
 			pr_set_good(t);
@@ -539,7 +611,6 @@ void pr_reserve(struct scsi_pr *pr, struct scsi_task *t)
 		pr_update_flag(pr);
 		pr_set_good(t);
 	}
-	pthread_mutex_unlock(&pr->lock);
 }
 
 void pr_release(struct scsi_pr *pr, struct scsi_task *t)
@@ -549,7 +620,6 @@ void pr_release(struct scsi_pr *pr, struct scsi_task *t)
 	if (!check_10_byte(t))
 		return;
 	pr_itn_of(t->nexus, &itn);
-	pthread_mutex_lock(&pr->lock);
 	if (pr->st.nregs > 0 && !crh_exempt(pr, &itn)) {
 		pr_set_conflict(t);
 	} else {
@@ -560,7 +630,6 @@ void pr_release(struct scsi_pr *pr, struct scsi_task *t)
 		}
 		pr_set_good(t);
 	}
-	pthread_mutex_unlock(&pr->lock);
 }
 
 void pr_nexus_lost(struct scsi_pr *pr, const struct scsi_nexus *n)
@@ -568,18 +637,14 @@ void pr_nexus_lost(struct scsi_pr *pr, const struct scsi_nexus *n)
 	struct pr_itn itn;
 
 	pr_itn_of(n, &itn);
-	pthread_mutex_lock(&pr->lock);
 	if (spc2_is_holder(pr, &itn)) {
 		pr->spc2.held = false;
 		pr_update_flag(pr);
 	}
-	pthread_mutex_unlock(&pr->lock);
 }
 
 void pr_lu_reset(struct scsi_pr *pr)
 {
-	pthread_mutex_lock(&pr->lock);
 	pr->spc2.held = false;
 	pr_update_flag(pr);
-	pthread_mutex_unlock(&pr->lock);
 }

@@ -6,7 +6,6 @@
 #ifndef LICH_SCSI_PR_INT_H
 #define LICH_SCSI_PR_INT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -135,9 +134,25 @@ enum {
 #define ASCQ_RES_RELEASED       0x04  /* RESERVATIONS RELEASED */
 #define ASCQ_REGS_PREEMPTED     0x05  /* REGISTRATIONS PREEMPTED */
 
+/* What pr_conflict needs, copied out of the state each time it changes while
+ * any reservation exists; immutable once published. Reactors other than the
+ * owner read it (pr->view), the owner never writes it again. */
+struct pr_view {
+	struct pr_view *retired_next;   /* kept until pr_destroy (no retire hook) */
+	uint8_t type;
+	bool spc2_held;
+	struct pr_port spc2_port;
+	uint16_t spc2_rel_port_id;
+	unsigned nregs;
+	struct pr_reg regs[];
+};
+
+/* Changed only on the LU's owner reactor (see pr.h); no lock. */
 struct scsi_pr {
-	pthread_mutex_t lock;
-	atomic_bool reserved;       /* st.type != NONE || spc2.held */
+	_Atomic(struct pr_view *) view;   /* NULL: no reservation of any kind */
+	pr_retire_fn retire;
+	void *retire_ctx;
+	struct pr_view *retired;          /* superseded views, without a hook */
 	char *state_file;
 	pr_ua_fn ua;
 	void *ua_ctx;
@@ -184,8 +199,8 @@ struct scsi_nexus;
 struct scsi_task;
 
 void pr_itn_of(const struct scsi_nexus *n, struct pr_itn *out);
-/* Re-derives the lock-free "any reservation" flag; call with the lock held
- * after changing st.type or spc2.held. */
+/* Publishes a new view for pr_conflict (or NULL when nothing is reserved);
+ * call after changing the reservation or the registrations. */
 void pr_update_flag(struct scsi_pr *pr);
 /* The registration that applies to this I_T nexus, or NULL. */
 struct pr_reg *pr_reg_find(struct scsi_pr *pr, const struct pr_itn *itn);

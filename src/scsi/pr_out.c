@@ -2,16 +2,16 @@
  *
  * pr_out decodes the CDB and the parameter list (parse_out, all length and
  * format checks against the trusted PARAMETER LIST LENGTH), runs one
- * function per service action on the LU's state under its lock, then commits:
+ * function per service action on the LU's state (on the LU's owner reactor,
+ * so without a lock), then commits:
  * when APTPL is (or was) active the new state is written to the state file
  * before the command completes, and a failed write puts the old state back
  * and fails the command. Handlers check everything before changing anything,
  * so a failing handler leaves the state untouched. Unit attentions and
- * PREEMPT AND ABORT requests are collected on the way and delivered after
- * the lock is released.
+ * PREEMPT AND ABORT requests are collected on the way and delivered once the
+ * state is final (and its view published).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +22,7 @@
 
 #define PR_OUT_BASIC_LEN 24u
 
-/* A unit attention or an abort request, delivered after the lock is dropped. */
+/* A unit attention or an abort request, delivered once the state is final. */
 struct pr_event {
 	bool abort;
 	uint8_t ascq;
@@ -33,7 +33,7 @@ struct pr_event {
 struct pr_events {
 	unsigned n, cap;
 	struct pr_event *ev;
-	/* the callbacks, read under the lock */
+	/* the callbacks */
 	pr_ua_fn ua;
 	void *ua_ctx;
 	pr_abort_fn abort_fn;
@@ -592,7 +592,6 @@ void pr_out(struct scsi_pr *pr, struct scsi_task *t)
 	struct pr_out op = { .pr = pr, .t = t };
 	int rc;
 
-	pthread_mutex_lock(&pr->lock);
 	if (pr->spc2.held) {            /* SPC-4 5.13.3: whoever sends it */
 		pr_set_conflict(t);
 		goto out;
@@ -649,7 +648,6 @@ void pr_out(struct scsi_pr *pr, struct scsi_task *t)
 		op.ev.n = 0;                /* handlers fail before changing anything */
 	pr_update_flag(pr);
 out:
-	pthread_mutex_unlock(&pr->lock);
 	events_deliver(&op.ev, t);
 	free(op.ev.ev);
 	free(op.plist);

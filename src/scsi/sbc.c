@@ -11,7 +11,8 @@
  *
  * COMPARE AND WRITE and ORWRITE hold their LBA range (lu.c) from the read to the
  * end of the write; any command touching a held range queues behind it and is
- * started again (on its own reactor) when the range is released. Limitation:
+ * started again (on its own reactor) when the range is released; the ranges
+ * are kept by the LU's owner reactor (range.c). Limitation:
  * a command already past that check when a COMPARE AND WRITE takes the range is
  * not waited for.
  *
@@ -532,14 +533,24 @@ int sbc_orwrite_prepare(struct scsi_task *t)
 static void sbc_finish(struct scsi_task *t)
 {
 	struct sbc_aux *a = aux_of(t);
-	if (a && a->range.held)
-		range_release(t->lu, &a->range);
+	if (a && a->range.held) {
+		/* on the LU's owner; the task completes home after */
+		range_release_then_finish(t, &a->range);
+		return;
+	}
 	task_finish(t);
 }
 
 static void fail_io(struct scsi_task *t, int status, bool write)
 {
-	switch (status) {
+	const struct bdev_io *bio = &ioctx(t)->bio;
+	/* A backend that knows the precise sense (nvme) gives it with the status. */
+	uint32_t sense = bio->status == status ? bio->sense : 0;
+	if (sense)
+		scsi_task_set_sense(t, (uint8_t)(sense >> 16), (uint8_t)(sense >> 8), (uint8_t)sense);
+	switch (sense ? 0 : status) {
+	case 0:
+		break;
 	case -ENOSPC:
 		scsi_task_set_sense(t, SK_DATA_PROTECT, ASC_SPACE_ALLOC_FAILED);
 		break;

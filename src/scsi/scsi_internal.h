@@ -1,7 +1,9 @@
 /* scsi_internal.h — what the files of src/scsi share (not a contract for others).
  *
- *   lu.c     targets, LUs, nexuses, unit attentions, resets, COMPARE AND WRITE
- *            range locks (everything shared by reactors lives here, with its locks)
+ *   lu.c     targets, LUs, resets
+ *   ua.c     I_T nexuses and their unit attentions (kept by each nexus' home)
+ *   owner.c  the LU's owner reactor and the trips tasks make to it
+ *   range.c  COMPARE AND WRITE range locks (kept by the owner)
  *   task.c   task life (prepare / exec / release / abort), data buffers, the
  *            command table and the generic CDB checks driven by it
  *   sense.c  sense data (fixed 70h, and descriptor 72h for REQUEST SENSE DESC=1)
@@ -9,16 +11,16 @@
  *            SENSE, REPORT SUPPORTED OPERATION CODES, START STOP, ...
  *   sbc.c    block commands and the bdev I/O state machines
  *
- * Locking (the common path takes no lock):
- *   target->lu_lock      LU table writes (add/del); readers use atomic loads.
- *   target->nexus_lock   the attached-nexus list (and the PREEMPT AND ABORT hook).
- *   lu->ua_lock          that LU's unit-attention queues; lu->ua_pending (atomic)
- *                        says whether anything is queued at all.
- *   lu->caw_lock         active COMPARE AND WRITE / ORWRITE ranges and their
- *                        waiters; lu->caw_active (atomic) says whether any exist.
- *   lu->mode_lock        serializes MODE SELECT; the values themselves are atomics.
- * Order: nexus_lock -> ua_lock. pr_*() is never called with any of these held
- * (its UA callback takes nexus_lock and ua_lock).
+ * Ownership (the common path takes no lock and sends no message):
+ *   LU owner reactor     (owner.c) the reservation state (lu->pr), the held
+ *                        COMPARE AND WRITE ranges and their waiters, MODE
+ *                        SELECT: changed there only; lu->caw_active, the pr
+ *                        view, wce/swp are what other reactors read.
+ *   nexus home reactor   (ua.c) the nexus' unit-attention queues; each reactor
+ *                        lists the nexuses it is home to
+ *                        (target->nexus_slots[reactor]).
+ * The one lock left: target->lu_lock serializes LU table writes (add/del, at
+ * (re)configuration); readers use atomic loads.
  */
 #ifndef LICH_SCSI_INTERNAL_H
 #define LICH_SCSI_INTERNAL_H
@@ -30,6 +32,7 @@
 #include <string.h>
 
 #include "bdev/bdev.h"
+#include "core/reactor.h"
 #include "scsi/scsi.h"
 
 struct scsi_pr;
@@ -62,20 +65,19 @@ enum scsi_task_state {
 	SCSI_TS_RELEASED,
 };
 
-/* Per attached nexus (scsi_nexus.scsi_priv): UAs queued for it over all LUs,
- * so a session with nothing pending skips the LU's lock even while other
- * sessions still have UAs there. */
+/* Per attached nexus (scsi_nexus.scsi_priv), touched by its home reactor only
+ * (ua.c): its unit-attention queues, one per LU, and how many UAs they hold. */
+struct ua_q;
 struct nexus_state {
-	atomic_uint ua_pending;
+	unsigned home;               /* reactor id (0 without reactors) */
+	unsigned pending;            /* UAs queued over all LUs */
+	struct ua_q *queues;
 };
 
-/* Unit attention queue of one nexus on one LU. */
-struct lu_ua_queue {
-	struct lu_ua_queue *next;
-	struct scsi_nexus *nexus;    /* valid until detach drops the queue */
-	unsigned n;
-	uint8_t asc[SCSI_UA_QUEUE_MAX];
-	uint8_t ascq[SCSI_UA_QUEUE_MAX];
+/* The nexuses whose home is one reactor; only that reactor touches it. */
+struct nexus_slot {
+	struct scsi_nexus **v;
+	unsigned n, cap;
 };
 
 /* An LBA range held by a COMPARE AND WRITE (or ORWRITE) while it reads, compares
@@ -83,7 +85,7 @@ struct lu_ua_queue {
 struct caw_range {
 	struct caw_range *next;
 	uint64_t lba, nblocks;
-	bool held;                   /* registered on the LU (set under caw_lock) */
+	bool held;                   /* registered on the LU (set by the owner) */
 	struct scsi_task *wait_head, *wait_tail;
 };
 
@@ -103,10 +105,9 @@ struct scsi_lu {
 	char device_id[65];
 	uint8_t naa[16];             /* NAA 6 designator, stable hash of target + LUN */
 
-	/* Mode parameters (current values); MODE SELECT writes under mode_lock. */
+	/* Mode parameters (current values); MODE SELECT writes them on the owner. */
 	atomic_bool wce;
 	atomic_bool swp;
-	pthread_mutex_t mode_lock;
 
 	atomic_bool stopped;         /* START STOP UNIT with START=0 */
 	atomic_uint refs;            /* tasks and walkers using the LU */
@@ -114,15 +115,13 @@ struct scsi_lu {
 
 	struct scsi_pr *pr;
 
-	pthread_mutex_t ua_lock;
-	atomic_uint ua_pending;      /* UAs queued over all nexuses */
-	struct lu_ua_queue *ua_queues;
-
-	pthread_mutex_t caw_lock;
-	atomic_uint caw_active;      /* ranges in caw_ranges */
-	struct caw_range *caw_ranges;
+	atomic_uint caw_active;      /* ranges in caw_ranges (written by the owner) */
+	struct caw_range *caw_ranges;   /* the owner's */
+	/* PREEMPT AND ABORT: ports collected on the owner during pr_out */
+	struct owner_ports *abort_ports;
 
 	struct scsi_lu *retired_next;
+	struct ctl_lu_stats *stats;  /* lichctl counters, owned by the caller */
 };
 
 struct scsi_target {
@@ -135,10 +134,8 @@ struct scsi_target {
 	unsigned lu_count;
 	struct scsi_lu *retired;          /* deleted LUs, freed with the target */
 
-	pthread_mutex_t nexus_lock;
-	struct scsi_nexus **nexus;
-	unsigned nnexus, nexus_cap;
-	scsi_preempt_abort_fn preempt_abort;   /* the transport's (under nexus_lock) */
+	struct nexus_slot nexus_slots[REACTOR_MAX];   /* by home reactor (ua.c) */
+	scsi_preempt_abort_fn preempt_abort;   /* the transport's, set at setup */
 	void *preempt_abort_ctx;
 };
 
@@ -250,19 +247,71 @@ unsigned sense_fixed_to_desc(const uint8_t *fixed, unsigned len, uint8_t *buf);
 
 struct scsi_lu *lu_get(struct scsi_target *t, uint64_t lun);   /* takes a ref */
 void lu_put(struct scsi_lu *lu);
+/* Calls fn for every LU of t, holding a reference on it meanwhile. */
+void target_lu_walk(struct scsi_target *t, void (*fn)(struct scsi_lu *lu, void *arg), void *arg);
+/* A nexus detached (arg): its SPC-2 reservation on lu ends (on the owner). */
+void lu_nexus_gone(struct scsi_lu *lu, void *arg);
+
+/* ---- nexuses and unit attentions (ua.c) ---- */
+
+/* This thread's reactor id, 0 when it is not a reactor. */
+unsigned here_slot(void);
 /* Queues a UA on lu: for one nexus (only != NULL), or for every attached
- * nexus except `except` (NULL = none). */
+ * nexus except `except` (NULL = none). At once for nexuses whose home is
+ * here, by message for the others. */
 void lu_ua_add(struct scsi_lu *lu, struct scsi_nexus *only, const struct scsi_nexus *except,
 	       uint8_t asc, uint8_t ascq);
-/* Takes the oldest UA of nexus n on lu; false if none. Lock-free when nothing
- * is queued for n (or on lu). */
+/* Takes the oldest UA of nexus n on lu; false if none. On n's home; one
+ * plain load when nothing is queued for n. */
 bool lu_ua_take(struct scsi_lu *lu, struct scsi_nexus *n, uint8_t *asc, uint8_t *ascq);
-/* Drops every queued (asc, ascq) of n on all LUs of t. */
+/* Drops every queued (asc, ascq) of n on all LUs of t (on n's home). */
 void target_ua_clear(struct scsi_target *t, struct scsi_nexus *n, uint8_t asc, uint8_t ascq);
+/* A deleted LU: every nexus forgets what was queued for it. */
+void lu_ua_drop_all(struct scsi_lu *lu);
+/* The reservation code's hooks (pr_ua_fn, pr_abort_fn), ctx = the LU. */
+void lu_pr_ua(void *ctx, const char *initiator_port, uint16_t rel_port_id,
+	      uint8_t asc, uint8_t ascq);
+void lu_pr_abort(void *ctx, const struct scsi_task *by, const char *initiator_port,
+		 uint16_t rel_port_id);
+/* Target destruction: frees what nexuses still attached hold. */
+void target_nexus_free_all(struct scsi_target *t);
+/* On the owner, after an owner_fn that set t->owner_fanout: every other
+ * reactor handles a marker behind the events the owner sent it (so the UAs
+ * are queued everywhere), collecting PREEMPT AND ABORT's nexus ids (ports in
+ * t->owner_data), then the task goes home (owner_return). */
+void owner_fanout(struct scsi_task *t);
+/* Back home: hands the collected ids to the transport's abort hook and frees
+ * the round (t->owner_data). */
+void owner_fanout_done(struct scsi_task *t);
 /* Mode parameters back to their defaults (LU reset). */
 void lu_mode_defaults(struct scsi_lu *lu);
 
-/* COMPARE AND WRITE ranges. range_hold: registers r for t unless it overlaps
+/* ---- the LU owner (owner.c) ---- */
+
+/* Nexus ids a PREEMPT AND ABORT found, carried home in t->owner_data. */
+struct owner_ids {
+	unsigned n, cap;
+	uint64_t id[];
+};
+
+unsigned lu_owner(const struct scsi_lu *lu);
+/* True on the owner reactor, or on a thread that is not a reactor. */
+bool lu_owner_here(const struct scsi_lu *lu);
+/* Runs fn(t) on lu's owner, then then(t) back on the calling reactor: at once
+ * (before returning) when the owner is here. A failed send (-ENOMEM) is
+ * returned and neither runs: the caller ends the task. */
+int owner_call(struct scsi_task *t, void (*fn)(struct scsi_task *t),
+	       void (*then)(struct scsi_task *t));
+/* Continues a task that made a trip: t->owner_then on its home reactor. */
+void owner_return(struct scsi_task *t);
+/* Runs fn(a, b) on lu's owner without waiting (direct when here). */
+int owner_post(const struct scsi_lu *lu, void (*fn)(void *a, void *b), void *a, void *b);
+/* pr_retire_fn: frees a superseded reservation view after every reactor
+ * passed a turn boundary. */
+void owner_view_retire(void *ctx, void *view);
+
+/* COMPARE AND WRITE ranges (range.c, see there: trips to the owner).
+ * range_hold: registers r for t unless it overlaps
  * another range, in which case t is queued there and false is returned (t is
  * resumed with sbc_resume() later). range_wait_if_busy: the same check for a
  * command that does not hold a range. range_release: removes r; the first
@@ -271,7 +320,9 @@ void lu_mode_defaults(struct scsi_lu *lu);
  * are resumed. */
 bool range_hold(struct scsi_lu *lu, struct caw_range *r, struct scsi_task *t);
 bool range_wait_if_busy(struct scsi_lu *lu, uint64_t lba, uint64_t nblocks, struct scsi_task *t);
-void range_release(struct scsi_lu *lu, struct caw_range *r);
+void range_release(struct scsi_lu *lu, struct caw_range *r);      /* on the owner */
+/* Releases r on the owner, then task_finish(t) back on t's reactor. */
+void range_release_then_finish(struct scsi_task *t, struct caw_range *r);
 /* sbc.c: resumes a queued task on its home reactor; the range a waiting task
  * wants to hold (NULL: none); the blocks a waiting task touches (false:
  * several ranges, e.g. UNMAP). */
@@ -294,10 +345,12 @@ int spc_start_stop(struct scsi_task *t);
 void spc_start_stop_exec(struct scsi_task *t);
 int spc_prevent_allow(struct scsi_task *t);
 int spc_pr_in(struct scsi_task *t);
+void spc_pr_in_exec(struct scsi_task *t);
 int spc_pr_out_prepare(struct scsi_task *t);
 void spc_pr_out_exec(struct scsi_task *t);
-int spc_reserve(struct scsi_task *t);
-int spc_release(struct scsi_task *t);
+int spc_reserve_prepare(struct scsi_task *t);   /* of RESERVE and RELEASE */
+void spc_reserve_exec(struct scsi_task *t);
+void spc_release_exec(struct scsi_task *t);
 
 /* sbc.c */
 int sbc_read_capacity10(struct scsi_task *t);

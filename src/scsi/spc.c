@@ -519,11 +519,51 @@ static int mode_select_apply(struct scsi_task *t, const uint8_t *p, uint32_t len
 	return SCSI_TASK_EXEC;
 }
 
-void spc_mode_select_exec(struct scsi_task *t)
+/* The owner could not be reached (no memory for the message): BUSY. */
+static void owner_unreachable(struct scsi_task *t)
+{
+	t->status = SAM_STAT_BUSY;
+	t->sense_len = 0;
+	task_finish(t);
+}
+
+/* On the LU's owner, the only writer of the mode parameters: one MODE
+ * SELECT at a time, without a lock. owner_rc = 1: flush the write cache. */
+static void mode_select_at_owner(struct scsi_task *t)
 {
 	struct scsi_lu *lu = t->lu;
-	uint32_t len = t->data_out_len;
+	uint8_t *p = t->owner_data;
 	bool changed = false;
+
+	t->owner_data = NULL;
+	t->owner_rc = 0;
+	bool had_wce = atomic_load(&lu->wce);
+	int rc = mode_select_apply(t, p, t->data_out_len, &changed);
+	free(p);
+	if (rc == SCSI_TASK_EXEC && changed) {
+		/* MODE PARAMETERS CHANGED for every other I_T nexus (SPC-4 5.?). */
+		lu_ua_add(lu, NULL, t->nexus, 0x2a, 0x01);
+		log_info("scsi: %s LUN %u: mode parameters changed (WCE=%d SWP=%d)",
+			 lu->target->name, lu->lun, atomic_load(&lu->wce), atomic_load(&lu->swp));
+		/* Write cache turned off: what it holds goes to the medium now,
+		 * since from here on GOOD means "on the medium". */
+		t->owner_rc = had_wce && !atomic_load(&lu->wce);
+		t->owner_fanout = true;   /* the UA is everywhere before GOOD */
+	}
+}
+
+static void mode_select_home(struct scsi_task *t)
+{
+	owner_fanout_done(t);
+	if (t->owner_rc)
+		sbc_flush_then_finish(t);
+	else
+		task_finish(t);
+}
+
+void spc_mode_select_exec(struct scsi_task *t)
+{
+	uint32_t len = t->data_out_len;
 
 	if (t->data_out_got < len) {
 		fail_param_len(t);
@@ -537,24 +577,12 @@ void spc_mode_select_exec(struct scsi_task *t)
 		return;
 	}
 	task_buf_read(t, 0, p, len);
-	bool had_wce = atomic_load(&lu->wce);
-	pthread_mutex_lock(&lu->mode_lock);
-	int rc = mode_select_apply(t, p, len, &changed);
-	pthread_mutex_unlock(&lu->mode_lock);
-	free(p);
-	if (rc == SCSI_TASK_EXEC && changed) {
-		/* MODE PARAMETERS CHANGED for every other I_T nexus (SPC-4 5.?). */
-		lu_ua_add(lu, NULL, t->nexus, 0x2a, 0x01);
-		log_info("scsi: %s LUN %u: mode parameters changed (WCE=%d SWP=%d)",
-			 lu->target->name, lu->lun, atomic_load(&lu->wce), atomic_load(&lu->swp));
-		/* Write cache turned off: what it holds goes to the medium now,
-		 * since from here on GOOD means "on the medium". */
-		if (had_wce && !atomic_load(&lu->wce)) {
-			sbc_flush_then_finish(t);
-			return;
-		}
+	t->owner_data = p;
+	if (owner_call(t, mode_select_at_owner, mode_select_home)) {
+		t->owner_data = NULL;
+		free(p);
+		owner_unreachable(t);
 	}
-	task_finish(t);
 }
 
 /* ---- REPORT SUPPORTED OPERATION CODES ---- */
@@ -680,11 +708,36 @@ int spc_prevent_allow(struct scsi_task *t)
 
 /* ---- reservations: parsing and state are pr.c's ---- */
 
+/* The reservation state lives on the LU's owner reactor (owner.c): every
+ * command below makes a trip there in exec and finishes back home. */
+
 int spc_pr_in(struct scsi_task *t)
 {
 	t->aux = get_be16(&t->cdb[7]);
-	pr_in(t->lu->pr, t);
-	return SCSI_TASK_DONE;
+	return SCSI_TASK_EXEC;
+}
+
+/* The data is built on the owner (malloc) and copied into the task's buffer
+ * at home, from the home reactor's pool. */
+static void pr_in_at_owner(struct scsi_task *t)
+{
+	size_t len;
+	t->owner_data = pr_in_build(t->lu->pr, t, &len);
+	t->owner_rc = (int)len;
+}
+
+static void pr_in_home(struct scsi_task *t)
+{
+	uint8_t *data = t->owner_data;
+	t->owner_data = NULL;
+	pr_in_copy(t, data, (size_t)t->owner_rc);
+	task_finish(t);
+}
+
+void spc_pr_in_exec(struct scsi_task *t)
+{
+	if (owner_call(t, pr_in_at_owner, pr_in_home))
+		owner_unreachable(t);
 }
 
 int spc_pr_out_prepare(struct scsi_task *t)
@@ -693,10 +746,8 @@ int spc_pr_out_prepare(struct scsi_task *t)
 
 	if (len > SCSI_MAX_PARAM_LIST)
 		return fail_invalid_cdb(t, 5, -1);
-	if (len == 0) {
-		pr_out(t->lu->pr, t);     /* it decides what an empty list means */
-		return SCSI_TASK_DONE;
-	}
+	if (len == 0)
+		return SCSI_TASK_EXEC;    /* pr_out decides what an empty list means */
 	int rc = task_buf_alloc(t, len, false);
 	if (rc < 0)
 		return rc;
@@ -704,23 +755,57 @@ int spc_pr_out_prepare(struct scsi_task *t)
 	return SCSI_TASK_EXEC;
 }
 
-void spc_pr_out_exec(struct scsi_task *t)
+/* The UAs it queued reach every reactor, and PREEMPT AND ABORT's nexuses are
+ * found on each, before the command completes: owner_fanout (ua.c). */
+static void pr_out_at_owner(struct scsi_task *t)
 {
-	if (t->data_out_got < t->data_out_len)
-		fail_param_len(t);
-	else
-		pr_out(t->lu->pr, t);
+	pr_out(t->lu->pr, t);
+	t->owner_data = t->lu->abort_ports;
+	t->lu->abort_ports = NULL;
+	t->owner_fanout = true;
+}
+
+static void pr_out_home(struct scsi_task *t)
+{
+	owner_fanout_done(t);         /* PREEMPT AND ABORT: the transport's aborts */
 	task_finish(t);
 }
 
-int spc_reserve(struct scsi_task *t)
+void spc_pr_out_exec(struct scsi_task *t)
 {
-	pr_reserve(t->lu->pr, t);
-	return SCSI_TASK_DONE;
+	if (t->data_out_got < t->data_out_len) {
+		fail_param_len(t);
+		task_finish(t);
+		return;
+	}
+	if (owner_call(t, pr_out_at_owner, pr_out_home))
+		owner_unreachable(t);
 }
 
-int spc_release(struct scsi_task *t)
+int spc_reserve_prepare(struct scsi_task *t)
+{
+	(void)t;
+	return SCSI_TASK_EXEC;
+}
+
+static void reserve_at_owner(struct scsi_task *t)
+{
+	pr_reserve(t->lu->pr, t);
+}
+
+static void release_at_owner(struct scsi_task *t)
 {
 	pr_release(t->lu->pr, t);
-	return SCSI_TASK_DONE;
+}
+
+void spc_reserve_exec(struct scsi_task *t)
+{
+	if (owner_call(t, reserve_at_owner, task_finish))
+		owner_unreachable(t);
+}
+
+void spc_release_exec(struct scsi_task *t)
+{
+	if (owner_call(t, release_at_owner, task_finish))
+		owner_unreachable(t);
 }

@@ -50,9 +50,9 @@ static const struct scsi_cmd cmd_table[] = {
 	{ 0x15, 0, 6, 0, { 0x15, 0x10, 0, 0, 0xff, 0 }, "MODE SELECT(6)",
 	  spc_mode_select_prepare, spc_mode_select_exec, TO_FAST },
 	{ 0x16, 0, 6, 0, { 0x16, 0, 0, 0, 0, 0 }, "RESERVE(6)",
-	  spc_reserve, NULL, TO_FAST },
+	  spc_reserve_prepare, spc_reserve_exec, TO_FAST },
 	{ 0x17, 0, 6, 0, { 0x17, 0, 0, 0, 0, 0 }, "RELEASE(6)",
-	  spc_release, NULL, TO_FAST },
+	  spc_reserve_prepare, spc_release_exec, TO_FAST },
 	{ 0x1a, 0, 6, 0, { 0x1a, 0x08, 0xff, 0xff, 0xff, 0 }, "MODE SENSE(6)",
 	  spc_mode_sense, NULL, TO_FAST },
 	{ 0x1b, 0, 6, 0, { 0x1b, 0x01, 0, 0, 0x07, 0 }, "START STOP UNIT",
@@ -82,19 +82,19 @@ static const struct scsi_cmd cmd_table[] = {
 	{ 0x55, 0, 10, 0, { 0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0 }, "MODE SELECT(10)",
 	  spc_mode_select_prepare, spc_mode_select_exec, TO_FAST },
 	{ 0x56, 0, 10, 0, { 0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, "RESERVE(10)",
-	  spc_reserve, NULL, TO_FAST },
+	  spc_reserve_prepare, spc_reserve_exec, TO_FAST },
 	{ 0x57, 0, 10, 0, { 0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, "RELEASE(10)",
-	  spc_release, NULL, TO_FAST },
+	  spc_reserve_prepare, spc_release_exec, TO_FAST },
 	{ 0x5a, 0, 10, 0, { 0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0 }, "MODE SENSE(10)",
 	  spc_mode_sense, NULL, TO_FAST },
 	{ 0x5e, 0x00, 10, CMD_SA, { 0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0 },
-	  "PERSISTENT RESERVE IN / READ KEYS", spc_pr_in, NULL, TO_FAST },
+	  "PERSISTENT RESERVE IN / READ KEYS", spc_pr_in, spc_pr_in_exec, TO_FAST },
 	{ 0x5e, 0x01, 10, CMD_SA, { 0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0 },
-	  "PERSISTENT RESERVE IN / READ RESERVATION", spc_pr_in, NULL, TO_FAST },
+	  "PERSISTENT RESERVE IN / READ RESERVATION", spc_pr_in, spc_pr_in_exec, TO_FAST },
 	{ 0x5e, 0x02, 10, CMD_SA, { 0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0 },
-	  "PERSISTENT RESERVE IN / REPORT CAPABILITIES", spc_pr_in, NULL, TO_FAST },
+	  "PERSISTENT RESERVE IN / REPORT CAPABILITIES", spc_pr_in, spc_pr_in_exec, TO_FAST },
 	{ 0x5e, 0x03, 10, CMD_SA, { 0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0 },
-	  "PERSISTENT RESERVE IN / READ FULL STATUS", spc_pr_in, NULL, TO_FAST },
+	  "PERSISTENT RESERVE IN / READ FULL STATUS", spc_pr_in, spc_pr_in_exec, TO_FAST },
 #define PR_OUT(sa, name) \
 	{ 0x5f, sa, 10, CMD_SA, { 0x5f, 0x1f, 0xff, 0, 0, B4, 0 }, \
 	  "PERSISTENT RESERVE OUT / " name, spc_pr_out_prepare, spc_pr_out_exec, TO_FAST }
@@ -150,12 +150,28 @@ static const struct scsi_cmd cmd_table[] = {
 /* First table index of each opcode, +1 (0 = unknown). Entries of one opcode are
  * adjacent in the table. */
 static uint8_t opcode_index[256];
+/* The entry of each opcode that has only one, with no service action and no
+ * thin-only condition (READ, WRITE, ...): found with a single load. */
+static const struct scsi_cmd *opcode_only[256];
+/* cdb_bytes_mask[n]: 0xff in bytes 1..n-1 of a CDB, for check_cdb_bits(). */
+static uint8_t cdb_bytes_mask[17][16];
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 static void build_index(void)
 {
 	for (unsigned i = NCMDS; i-- > 0;)
 		opcode_index[cmd_table[i].opcode] = (uint8_t)(i + 1);
+	for (unsigned i = 0; i < NCMDS; i++) {
+		const struct scsi_cmd *c = &cmd_table[i];
+		bool alone = (i == 0 || cmd_table[i - 1].opcode != c->opcode) &&
+			     (i + 1 == NCMDS || cmd_table[i + 1].opcode != c->opcode);
+
+		if (alone && !(c->flags & (CMD_SA | CMD_THIN)))
+			opcode_only[c->opcode] = c;
+	}
+	for (unsigned n = 0; n <= 16; n++)
+		for (unsigned i = 1; i < n; i++)
+			cdb_bytes_mask[n][i] = 0xff;
 }
 
 const struct scsi_cmd *scsi_cmd_table(unsigned *n)
@@ -180,6 +196,10 @@ const struct scsi_cmd *scsi_cmd_find(const struct scsi_lu *lu, uint8_t opcode, u
 				     bool *opcode_known)
 {
 	pthread_once(&index_once, build_index);
+	if (opcode_only[opcode]) {
+		*opcode_known = true;
+		return opcode_only[opcode];
+	}
 	unsigned i = opcode_index[opcode];
 	*opcode_known = false;
 	if (!i)
@@ -209,7 +229,8 @@ int task_buf_alloc(struct scsi_task *t, uint32_t len, bool io)
 		uint32_t seg = len - off < SCSI_SEG_BYTES ? len - off : SCSI_SEG_BYTES;
 		/* slab objects are only 64 B aligned: I/O buffers take whole pages */
 		size_t asz = io && seg < 4096 ? 4096 : seg;
-		void *p = mem_alloc(t->pool, asz);
+		/* one page (the 4 KiB I/O): straight to the page magazine */
+		void *p = asz == 4096 ? mem_pool_alloc_pages(t->pool, 0) : mem_alloc(t->pool, asz);
 		if (!p) {
 			task_buf_free(t);
 			return -ENOMEM;
@@ -331,7 +352,16 @@ static bool report_ua(struct scsi_task *t)
 static bool check_cdb_bits(struct scsi_task *t, const struct scsi_cmd *c)
 {
 	uint8_t usage[16];
+	uint64_t cdb_w[2], use_w[2], mask_w[2];
+
 	scsi_cmd_usage(t->lu, c, usage);
+	/* Common case, all bits valid: two words, no loop (index built by the
+	 * scsi_cmd_find() that found c; cdb_len <= 16 as usage[] is). */
+	memcpy(cdb_w, t->cdb, 16);
+	memcpy(use_w, usage, 16);
+	memcpy(mask_w, cdb_bytes_mask[c->cdb_len <= 16 ? c->cdb_len : 16], 16);
+	if (!((cdb_w[0] & ~use_w[0] & mask_w[0]) | (cdb_w[1] & ~use_w[1] & mask_w[1])))
+		return true;
 	for (unsigned i = 1; i < c->cdb_len; i++) {
 		uint8_t bad = t->cdb[i] & (uint8_t)~usage[i];
 		if (bad) {
@@ -393,6 +423,7 @@ int scsi_task_prepare(struct scsi_task *t)
 	}
 
 	t->state = SCSI_TS_PREPARED;
+	t->cmd = c;
 	int rc = c->prepare(t);
 	if (rc == -ENOMEM) {
 		task_buf_free(t);
@@ -423,9 +454,12 @@ void scsi_task_exec(struct scsi_task *t)
 	}
 	if (t->data_out_got > t->data_out_len)
 		t->data_out_got = t->data_out_len;
-	bool known;
-	const struct scsi_cmd *c = scsi_cmd_find(t->lu, t->cdb[0], t->cdb[1], &known);
-	c->exec(t);
+	t->cmd->exec(t);     /* prepare's lookup: the CDB has not changed since */
+}
+
+struct ctl_lu_stats *scsi_task_lu_stats(const struct scsi_task *t)
+{
+	return t->lu ? t->lu->stats : NULL;
 }
 
 void scsi_task_release(struct scsi_task *t)

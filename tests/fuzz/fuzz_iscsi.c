@@ -4,9 +4,14 @@
  * set up, never run; bdev completions and deferred calls are pumped by hand,
  * as in tests/unit/iscsi_fake.h).
  *
- * Every input gets a fresh target (two RAM LUNs), one connection, and tears
- * all of it down again, so inputs do not influence each other (persistent
- * reservations, unit attentions and LUN contents start clean).
+ * Every input starts on a target as good as fresh (two RAM LUNs) with one new
+ * connection, which goes away completely at the end, so inputs do not
+ * influence each other (persistent reservations, unit attentions and LUN
+ * contents start clean): the target is built once and kept while inputs send
+ * only SCSI commands that change no LU state (or ones the target refused
+ * before executing them); after any other it is removed and built again
+ * (see fuzz_reuse.h). The transport is tests/unit/fake_xport.h, the one the unit
+ * tests use, with zero-copy data placement.
  *
  * Input: byte 0 picks a prelude, then records until the input ends:
  *   prelude (byte 0 & 3): 0 none (the input logs in itself), 1 normal login
@@ -46,17 +51,19 @@
 #include "net/transport.h"
 #include "scsi/scsi.h"
 #include "../../src/iscsi/internal.h"
+#include "fuzz_reuse.h"
 
 #define TGT_NAME  "iqn.2024-01.org.lich:fuzz"
 #define INIT_NAME "iqn.2024-01.org.lich:init1"
-#define MAXQ      1024
+#define FAKE_MAXQ 1024                 /* PDUs queued in the fake transport */
 
 struct fake {
-	struct xport_conn xc;
+	struct xport_conn xc;           /* first: the engine sees this */
 	struct iscsi_conn *conn;
 	bool closed;
-	struct iscsi_pdu *q[MAXQ];
+	struct iscsi_pdu *q[FAKE_MAXQ];
 	unsigned nq;
+	unsigned placed;                /* data segments placed in task buffers */
 	uint32_t cmdsn, itt, expstatsn;
 	uint8_t last_r2t[ISCSI_BHS_LEN];
 	bool have_r2t;
@@ -65,26 +72,46 @@ struct fake {
 	char login_text[4096];
 	uint32_t login_len;
 	unsigned nlogin_rsp;
+	/* ITTs of commands that may change LU state and were not (yet) refused
+	 * before executing (see fuzz_reuse.h) */
+	uint32_t impure_itt[64];
+	unsigned nimpure;
 };
 
 static bool released;
 static bool ready;
+static bool tgt_up;                 /* the target is registered */
+static bool tgt_dirty;              /* this input may have changed LU state */
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_iscsi: %s:%d: check failed: %s\n", \
 			__FILE__, __LINE__, #x); abort(); } } while (0)
 
-static int fake_send(struct xport_conn *xc, struct iscsi_pdu *p)
+/* A command that may change LU state was answered: refused before it did
+ * anything (fuzz_reuse.h), it changed nothing after all. */
+static void impure_answered(struct fake *f, const struct iscsi_pdu *p)
 {
-	struct fake *f = (struct fake *)xc;
+	uint32_t itt = get_be32(p->bhs + BHS_ITT);
+	uint8_t status = p->bhs[3];
+	uint16_t slen = 0;
 
-	if (f->closed || f->nq == MAXQ)
-		return -EPIPE;
-	f->q[f->nq++] = p;
-	return 0;
+	if (p->bhs[2] != 0 || p->data_iovcnt > 0)
+		return;                        /* iSCSI response: not completed */
+	if (p->data_len >= 2) {
+		slen = get_be16(p->data);
+		if (slen > p->data_len - 2)
+			return;
+	}
+	if (!fuzz_refused_unexecuted(status, slen ? p->data + 2 : NULL, slen))
+		return;
+	for (unsigned i = 0; i < f->nimpure; i++)
+		if (f->impure_itt[i] == itt) {
+			f->impure_itt[i] = f->impure_itt[--f->nimpure];
+			return;
+		}
 }
 
 /* What a transport would do with a PDU it writes: look at every byte. */
-static void fake_write(struct fake *f, struct iscsi_pdu *p)
+static void fake_written(struct fake *f, struct iscsi_pdu *p)
 {
 	uint8_t op = bhs_opcode(p->bhs);
 	volatile uint8_t sink = 0;
@@ -111,6 +138,8 @@ static void fake_write(struct fake *f, struct iscsi_pdu *p)
 		sink ^= p->data[p->data_len - 1];
 	}
 	(void)sink;
+	if (op == ISCSI_OP_SCSI_RSP)
+		impure_answered(f, p);
 	if (op == ISCSI_OP_R2T) {
 		memcpy(f->last_r2t, p->bhs, ISCSI_BHS_LEN);
 		f->have_r2t = true;
@@ -135,89 +164,26 @@ static void fake_write(struct fake *f, struct iscsi_pdu *p)
 			f->cmdsn = get_be32(p->bhs + BHS_EXPCMDSN);
 }
 
-static void fake_flush(struct fake *f)
-{
-	while (f->nq && !f->closed) {
-		struct iscsi_pdu *p = f->q[0];
-
-		memmove(f->q, f->q + 1, (f->nq - 1) * sizeof(f->q[0]));
-		f->nq--;
-		fake_write(f, p);
-		iscsi_conn_tx_done(f->conn, p);
-	}
-}
-
-static void fake_close(struct xport_conn *xc)
-{
-	struct fake *f = (struct fake *)xc;
-
-	fake_flush(f);
-	f->closed = true;
-	while (f->nq) {
-		struct iscsi_pdu *p = f->q[--f->nq];
-
-		iscsi_conn_tx_done(f->conn, p);
-	}
-}
-
-static const struct xport_ops fake_ops = { "fuzz", fake_send, fake_close };
+#include "../unit/fake_xport.h"
 
 static void pump(struct fake *f)
 {
 	int i;
 
-	for (i = 0; i < 10000; i++) {
-		struct iscsi_reactor *ir = iscsi_reactor_of(0);
-		unsigned inflight = 0;
-		int n = 0;
-
-		if (ir && ir->qp) {
-			n += bdev_qp_poll(ir->qp);
-			inflight = bdev_qp_inflight(ir->qp);
-		}
-		n += (int)iscsi_run_deferred();
-		if (f)
-			fake_flush(f);
-		if (n == 0 && inflight == 0 && (!f || f->nq == 0))
+	for (i = 0; i < 10000; i++)
+		if (!fake_pump_once(f))
 			break;
-	}
 	CHECK(i < 10000);                     /* the engine keeps itself busy forever */
 }
 
 static void recv_pdu(struct fake *f, const uint8_t *bhs, const uint8_t *ahs,
 		     const uint8_t *data, uint32_t len, bool digest_error)
 {
-	struct iscsi_pdu *p;
-	int rc;
+	int rc = fake_recv(f, bhs, ahs, data, len, digest_error);
 
-	rc = iscsi_pdu_check_header(bhs, f->xc.max_recv_dsl);
-	if (rc < 0) {
-		iscsi_conn_xport_failed(f->conn, -EPROTO);
-		return;
-	}
-	p = iscsi_pdu_alloc(f->conn);
-	if (!p) {
-		iscsi_conn_xport_failed(f->conn, -ENOMEM);
-		return;
-	}
-	memcpy(p->bhs, bhs, ISCSI_BHS_LEN);
-	p->ahs_len = bhs_ahs_len(bhs);
-	if (p->ahs_len) {
-		p->ahs = mem_alloc(f->xc.pool, p->ahs_len);
-		CHECK(p->ahs);
-		memcpy(p->ahs, ahs, p->ahs_len);
-	}
-	p->data_len = len;
-	if (len) {
-		p->data = mem_alloc(f->xc.pool, ISCSI_PAD(len));
-		CHECK(p->data);
-		p->data_owned = true;
-		memcpy(p->data, data, len);
-		memset(p->data + len, 0, ISCSI_PAD(len) - len);
-	}
-	if (digest_error && len && rc == 0)
-		rc = ISCSI_REJECT_DATA_DIGEST;
-	iscsi_conn_recv(f->conn, p, rc);
+	CHECK(rc != -EPROTO);                 /* placed data must add up */
+	if (rc < 0)
+		iscsi_conn_xport_failed(f->conn, rc);
 }
 
 /* ---- canned logins (prelude) ---- */
@@ -324,6 +290,15 @@ static void make_target(void)
 	CHECK(iscsi_target_add(st, NULL, release_target, b) == 0);
 }
 
+/* FUZZ_REUSE_STATS=1: how often the target had to be built, at exit. */
+static unsigned long reuse_builds, reuse_inputs;
+
+static void reuse_stats(void)
+{
+	fprintf(stderr, "fuzz_%s: %lu inputs, target built %lu times\n", "iscsi",
+		reuse_inputs, reuse_builds);
+}
+
 static void setup_once(void)
 {
 	struct reactor_opts ro = { .ncores = 1, .cores = { -1 }, .mode = POLL_SLEEP,
@@ -337,6 +312,8 @@ static void setup_once(void)
 	io.queue_depth = 32;
 	CHECK(iscsi_init(&io) == 0);
 	CHECK(iscsi_reactor_start(reactor_get(0)) == 0);
+	if (getenv("FUZZ_REUSE_STATS"))
+		atexit(reuse_stats);
 	ready = true;
 }
 
@@ -348,20 +325,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup_once();
 	if (size < 1)
 		return 0;
-	make_target();
+	if (!tgt_up) {
+		make_target();
+		tgt_up = true;
+		reuse_builds++;
+	}
+	reuse_inputs++;
 
 	f = calloc(1, sizeof(*f));
 	CHECK(f);
-	f->xc.ops = &fake_ops;
-	f->xc.reactor = reactor_get(0);
-	f->xc.pool = reactor_pool(reactor_get(0));
-	f->xc.family = AF_INET;
-	strcpy(f->xc.local_addr, "192.0.2.1");
-	f->xc.local_port = 3260;
-	strcpy(f->xc.peer_addr, "192.0.2.9");
-	f->xc.peer_port = 40000;
-	f->conn = iscsi_conn_new(&f->xc);
-	CHECK(f->conn);
+	CHECK(fake_connect(f, 0) == 0);
 	f->itt = 0x100;
 
 	if (data[0] & 3)
@@ -407,8 +380,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				memcpy(bhs + BHS_LUN, f->last_cmd + BHS_LUN, 8);
 			}
 		}
-		if (op == ISCSI_OP_SCSI_CMD)
+		if (op == ISCSI_OP_SCSI_CMD) {
 			memcpy(f->last_cmd, bhs, ISCSI_BHS_LEN);
+			if (!fuzz_cdb_is_pure(bhs + 32)) {
+				if (f->nimpure < sizeof(f->impure_itt) / sizeof(f->impure_itt[0]))
+					f->impure_itt[f->nimpure++] = get_be32(bhs + BHS_ITT);
+				else
+					tgt_dirty = true;
+			}
+		}
 
 		ahs_len = bhs_ahs_len(bhs);
 		dlen = bhs_data_len(bhs);
@@ -448,12 +428,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(int)c->state, c->refs, c->ntasks);
 	}
 	CHECK(iscsi_reactor_of(0)->nconns == 0);
+	if (f->nimpure)
+		tgt_dirty = true;
 	free(f);
 
-	CHECK(iscsi_target_remove(TGT_NAME) == 0);
-	pump(NULL);
-	CHECK(released);
 	CHECK(iscsi_session_count() == 0);
+	if (tgt_dirty) {
+		CHECK(iscsi_target_remove(TGT_NAME) == 0);
+		pump(NULL);
+		CHECK(released);
+		tgt_up = tgt_dirty = false;
+	}
 	CHECK(mem_pool_check(reactor_pool(reactor_get(0))) == 0);
 	return 0;
 }

@@ -4,9 +4,11 @@
  * completion from a RAM bdev's queue pair polled by hand (no reactor; see
  * tests/unit/test_scsi_harness.h).
  *
- * Every input gets a fresh target: LUN 0 (512 B blocks, 1 MiB, APTPL state
- * file in a private temporary directory) and LUN 1 (4 KiB blocks, 256 KiB),
- * and two I_T nexuses, so inputs do not influence each other.
+ * Every input starts on a target as good as fresh: LUN 0 (512 B blocks, 1 MiB,
+ * APTPL state file in a private temporary directory) and LUN 1 (4 KiB blocks,
+ * 256 KiB), and two fresh I_T nexuses, so inputs do not influence each other.
+ * The target is built once and kept while inputs only send commands that
+ * change no LU state, and rebuilt after any other (see fuzz_reuse.h).
  *
  * Input: up to 32 records  ctl(1) cdb(16) len(2, big endian) data(len & 0x3fff)
  *   ctl 0x01 second nexus            0x02 LUN 1 (else LUN 0)
@@ -28,6 +30,7 @@
 #include "core/log.h"
 #include "mem/pool.h"
 #include "scsi/scsi.h"
+#include "fuzz_reuse.h"
 
 #define TGT_NAME "iqn.2026-11.org.lich:fuzz"
 #define MAX_INFLIGHT 8
@@ -40,12 +43,16 @@ static struct {
 	struct bdev_qp *qp;
 	char dir[64];
 	char pr_path[96];
+	struct bdev *b0, *b1;
+	struct scsi_target *tgt;   /* NULL: build before the next input */
+	bool dirty;                /* this input may have changed LU state */
 } G;
 
 struct slot {
 	struct scsi_task t;
 	bool busy;             /* prepared, waiting for done */
 	bool done;
+	bool pure;             /* its CDB changes no LU state */
 };
 
 static void on_done(struct scsi_task *t)
@@ -67,6 +74,15 @@ static void remove_dir(void)
 	rmdir(G.dir);
 }
 
+/* FUZZ_REUSE_STATS=1: how often the target had to be built, at exit. */
+static unsigned long reuse_builds, reuse_inputs;
+
+static void reuse_stats(void)
+{
+	fprintf(stderr, "fuzz_%s: %lu inputs, target built %lu times\n", "scsi",
+		reuse_inputs, reuse_builds);
+}
+
 static void setup_once(void)
 {
 	struct mem_pool_opts po = { .name = "fuzz-scsi", .limit = 64u << 20, .numa_node = -1,
@@ -83,6 +99,8 @@ static void setup_once(void)
 	CHECK(mkdtemp(G.dir));
 	snprintf(G.pr_path, sizeof(G.pr_path), "%s/lun0.pr", G.dir);
 	atexit(remove_dir);
+	if (getenv("FUZZ_REUSE_STATS"))
+		atexit(reuse_stats);
 }
 
 /* Data-In is what a transport would send: read all of it. */
@@ -109,6 +127,8 @@ static void consume(const struct scsi_task *t)
 
 static void finish(struct slot *s)
 {
+	if (!s->pure && !fuzz_refused_unexecuted(s->t.status, s->t.sense, s->t.sense_len))
+		G.dirty = true;
 	consume(&s->t);
 	scsi_task_release(&s->t);
 	s->busy = s->done = false;
@@ -140,35 +160,55 @@ static void nexus_init(struct scsi_nexus *n, const char *iname, const char *isid
 	n->tpgt = 1;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void target_build(void)
 {
-	static const uint8_t cdb_lens[4] = { 6, 10, 12, 16 };
 	struct bdev_opts bo0 = { .type = BDEV_TYPE_RAM, .path = "fs0", .size = 1u << 20, .block_size = 512 };
 	struct bdev_opts bo1 = { .type = BDEV_TYPE_RAM, .path = "fs1", .size = 256u << 10, .block_size = 4096 };
 	struct scsi_lu_opts lo = { .vendor = "LICH", .product = "FUZZ", .revision = "0001",
 				   .write_cache = true };
-	struct bdev *b0 = NULL, *b1 = NULL;
+
+	unlink(G.pr_path);
+	CHECK(bdev_open(&bo0, &G.b0) == 0);
+	CHECK(bdev_open(&bo1, &G.b1) == 0);
+	G.tgt = scsi_target_create(TGT_NAME, 1);
+	CHECK(G.tgt);
+	lo.lun = 0;
+	lo.bdev = G.b0;
+	lo.pr_file = G.pr_path;
+	CHECK(scsi_target_add_lu(G.tgt, &lo) == 0);
+	lo.lun = 1;
+	lo.bdev = G.b1;
+	lo.pr_file = NULL;
+	lo.serial = "SERIAL-ONE";
+	lo.write_cache = false;
+	CHECK(scsi_target_add_lu(G.tgt, &lo) == 0);
+}
+
+static void target_drop(void)
+{
+	scsi_target_destroy(G.tgt);
+	bdev_close(G.b0);
+	bdev_close(G.b1);
+	G.tgt = NULL;
+	G.b0 = G.b1 = NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint8_t cdb_lens[4] = { 6, 10, 12, 16 };
 	struct scsi_target *tgt;
 	struct scsi_nexus nx[2];
 	struct slot *slots;
 
 	if (!G.pool)
 		setup_once();
-	unlink(G.pr_path);
-	CHECK(bdev_open(&bo0, &b0) == 0);
-	CHECK(bdev_open(&bo1, &b1) == 0);
-	tgt = scsi_target_create(TGT_NAME, 1);
-	CHECK(tgt);
-	lo.lun = 0;
-	lo.bdev = b0;
-	lo.pr_file = G.pr_path;
-	CHECK(scsi_target_add_lu(tgt, &lo) == 0);
-	lo.lun = 1;
-	lo.bdev = b1;
-	lo.pr_file = NULL;
-	lo.serial = "SERIAL-ONE";
-	lo.write_cache = false;
-	CHECK(scsi_target_add_lu(tgt, &lo) == 0);
+	if (!G.tgt) {
+		target_build();
+		reuse_builds++;
+	}
+	reuse_inputs++;
+	tgt = G.tgt;
+	G.dirty = false;
 	nexus_init(&nx[0], "iqn.2026-11.org.lich:init1", "023d00000001");
 	nexus_init(&nx[1], "iqn.2026-11.org.lich:init2", "023d00000002");
 	CHECK(scsi_nexus_attach(tgt, &nx[0]) == 0);
@@ -216,6 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		t->priv = s;
 		s->busy = true;
 		s->done = false;
+		s->pure = fuzz_cdb_is_pure(cdb);
 		if (scsi_task_prepare(t) == SCSI_TASK_DONE) {
 			finish(s);
 		} else {
@@ -252,9 +293,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(slots);
 	scsi_nexus_detach(tgt, &nx[0]);
 	scsi_nexus_detach(tgt, &nx[1]);
-	scsi_target_destroy(tgt);
-	bdev_close(b0);
-	bdev_close(b1);
+	if (G.dirty)
+		target_drop();
 	CHECK(bdev_qp_inflight(G.qp) == 0);
 	CHECK(mem_pool_check(G.pool) == 0);
 	return 0;

@@ -7,20 +7,9 @@
 set -u
 LICHD=${LICHD:-build/lichd}
 case "$LICHD" in /*) ;; *) LICHD="$(pwd)/$LICHD" ;; esac
-tmp=$(mktemp -d /tmp/lich-10basic.XXXXXX)
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+export LICHD
+. "$(dirname "$0")/../lib/common.sh"
+tmp=$TEST_TMP
 
 PORT=$(free_port)
 IQN=iqn.2024-01.org.lich:basic
@@ -64,21 +53,7 @@ check "--check reports a missing backing store" \
 	test "$rc" -eq 1 -a -n "$(echo "$out" | grep -F "missing.img")"
 
 # ---- start ----
-"$LICHD" -c "$tmp/t.conf" >"$tmp/lichd.log" 2>&1 &
-pid=$!
-up=0
-for _ in $(seq 100); do
-	if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),1)" 2>/dev/null; then
-		up=1; break
-	fi
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ "$up" != 1 ]; then
-	fail "lichd listens on 127.0.0.1:$PORT"
-	cat "$tmp/lichd.log"
-	exit 1
-fi
+start_lichd "$tmp/t.conf" "$PORT" || { fail "lichd listens on 127.0.0.1:$PORT"; exit 1; }
 pass "lichd listens on 127.0.0.1:$PORT"
 
 ls_out=$(timeout 20 iscsi-ls -s "$URL" 2>&1)
@@ -105,7 +80,7 @@ done
 check "the file LUN holds what was written" cmp -s "$tmp/rand.img" "$tmp/disk.img"
 
 # ---- garbage ----
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+rss() { lichd_rss_kb; }
 python3 - "$PORT" "$IQN" 20 >/dev/null 2>&1 <<'EOF'
 import os, socket, struct, sys
 port, iqn, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -155,7 +130,7 @@ EOF
 check "unknown login keys are answered NotUnderstood" grep -q "understood 100" "$tmp/garbage.out"
 sleep 0.5
 rss1=$(rss)
-check "lichd survives 200 garbage connections" kill -0 "$pid"
+check "lichd survives 200 garbage connections" kill -0 "$LICHD_PID"
 check "RSS does not grow materially over 200 garbage connections ($rss0 -> $rss1 KiB)" \
 	test $((rss1 - rss0)) -lt 16384
 check "iscsi-ls still works after the garbage" \
@@ -331,36 +306,24 @@ cat >>"$tmp/t.conf" <<EOF
     </backing-store>
 </target>
 EOF
-kill -HUP "$pid"
+kill -HUP "$LICHD_PID"
 sleep 0.5
 check "SIGHUP adds a target" grep -q "Target:$IQN2" <<<"$(timeout 20 iscsi-ls "$URL" 2>&1)"
 echo "garbage here" >>"$tmp/t.conf"
-kill -HUP "$pid"
+kill -HUP "$LICHD_PID"
 sleep 0.5
 check "a bad config on SIGHUP is refused with file:line, lichd keeps serving" \
-	bash -c "grep -q '$tmp/t.conf:[0-9]*:' '$tmp/lichd.log' && kill -0 $pid &&
+	bash -c "grep -q '$tmp/t.conf:[0-9]*:' '$tmp/lichd.log' && kill -0 $LICHD_PID &&
 		 timeout 20 iscsi-ls '$URL' 2>&1 | grep -q 'Target:$IQN2'"
 cp "$tmp/t.conf.orig" "$tmp/t.conf"
-kill -HUP "$pid"
+kill -HUP "$LICHD_PID"
 sleep 0.5
 ls_out=$(timeout 20 iscsi-ls "$URL" 2>&1)
 check "SIGHUP removes a target and keeps the other" \
 	bash -c "! grep -q 'Target:$IQN2' <<<'$ls_out' && grep -q 'Target:$IQN ' <<<'$ls_out'"
 
 # ---- SIGTERM ----
-kill -TERM "$pid"
-stopped=0
-for _ in $(seq 50); do
-	kill -0 "$pid" 2>/dev/null || { stopped=1; break; }
-	sleep 0.1
-done
-if [ "$stopped" = 1 ]; then
-	wait "$pid"; rc=$?
-	pid=
-	check "SIGTERM: lichd exits 0 within 5 s" test "$rc" -eq 0
-else
-	fail "SIGTERM: lichd exits 0 within 5 s"
-fi
+check "SIGTERM: lichd exits 0 within 5 s" stop_lichd 5
 check "login and logout are logged with initiator, address and target" \
 	bash -c "grep -q 'login: initiator .* at 127.0.0.1:[0-9]*, target $IQN' '$tmp/lichd.log' &&
 		 grep -q 'logout: initiator .* at 127.0.0.1:[0-9]*, target $IQN' '$tmp/lichd.log'"

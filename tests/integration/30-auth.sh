@@ -10,18 +10,11 @@ set -u
 LICHD=${LICHD:-build/lichd}
 case "$LICHD" in /*) ;; *) LICHD="$(pwd)/$LICHD" ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d /tmp/lich-30auth.XXXXXX)
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+export LICHD
+. "$here/../lib/common.sh"
+tmp=$TEST_TMP
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 CHAP=iqn.2024-01.org.lich:chap
 ADDR=iqn.2024-01.org.lich:addr-acl
 NAME=iqn.2024-01.org.lich:name-acl
@@ -56,24 +49,10 @@ lun() { # name
 	echo "</target>"
 } >"$tmp/t.conf"
 
-"$LICHD" -c "$tmp/t.conf" >"$tmp/lichd.log" 2>&1 &
-pid=$!
-up=0
-for _ in $(seq 100); do
-	if python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),1)" 2>/dev/null; then
-		up=1; break
-	fi
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ "$up" != 1 ]; then
-	fail "lichd listens on 127.0.0.1:$PORT"
-	cat "$tmp/lichd.log"
-	exit 1
-fi
+start_lichd "$tmp/t.conf" "$PORT" || { fail "lichd listens on 127.0.0.1:$PORT"; exit 1; }
 pass "lichd listens on 127.0.0.1:$PORT"
 
-alive() { kill -0 "$pid" 2>/dev/null; }
+alive() { kill -0 "$LICHD_PID" 2>/dev/null; }
 
 # ---- CHAP with libiscsi ----
 out=$(timeout 20 iscsi-inq "$CURL/$CHAP/1" 2>&1)
@@ -142,7 +121,7 @@ check "no secret in lichd's log" \
 D_USER=disco
 D_SECRET=Discovery-Secret-2024
 echo "incomingdiscoveryuser $D_USER $D_SECRET" >>"$tmp/t.conf"
-kill -HUP "$pid"
+kill -HUP "$LICHD_PID"
 for _ in $(seq 50); do grep -q "reload:" "$tmp/lichd.log" && break; sleep 0.1; done
 check "reload with incomingdiscoveryuser" grep -q "reload:" "$tmp/lichd.log"
 ls_out=$(timeout 20 iscsi-ls "$URL" 2>&1)
@@ -157,12 +136,4 @@ check "normal sessions to the open target still need no CHAP" grep -q "^Vendor:L
 check "no discovery secret in lichd's log" bash -c '! grep -qF "$2" "$1"' _ "$tmp/lichd.log" "$D_SECRET"
 
 # ---- shutdown ----
-kill -TERM "$pid"
-for _ in $(seq 100); do alive || break; sleep 0.1; done
-if alive; then
-	kill -9 "$pid"; rc=124
-else
-	wait "$pid"; rc=$?
-fi
-pid=
-check "lichd exits on SIGTERM" test "$rc" -eq 0
+check "lichd exits on SIGTERM" stop_lichd

@@ -4,6 +4,9 @@
 
 : "${LICHD:?LICHD must point to the lichd binary}"
 TEST_TMP=$(mktemp -d /var/tmp/lich-test.XXXXXX)
+# Each test's lichd (and lichctl) gets its own control socket, so tests that
+# run side by side do not meet on the default /run/lich/lichd.sock.
+export LICH_CONTROL_SOCKET="$TEST_TMP/lichd.sock"
 LICHD_PID=""
 
 pass() { echo "PASS: $*"; }
@@ -42,12 +45,13 @@ start_lichd() {
 	echo "lichd did not listen on $port"; cat "$TEST_TMP/lichd.log"; return 1
 }
 
-# stop_lichd — SIGTERM, expect exit 0 within 10 s; returns lichd's exit code.
+# stop_lichd [SECONDS] — SIGTERM, expect exit within SECONDS (default 10);
+# returns lichd's exit code, 124 (after SIGKILL) if it did not exit in time.
 stop_lichd() {
-	local i rc
+	local i rc secs=${1:-10}
 	[ -n "$LICHD_PID" ] || return 1
 	kill -TERM "$LICHD_PID"
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $((secs * 10))); do
 		kill -0 "$LICHD_PID" 2>/dev/null || break
 		sleep 0.1
 	done

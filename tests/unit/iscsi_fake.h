@@ -31,6 +31,7 @@
 #define FX_INIT     "iqn.2024-01.org.lich:init1"
 #define FX_LUN_SIZE (4u << 20)
 #define FX_MAX_CAP  512
+#define FAKE_MAXQ   FX_MAX_CAP
 
 struct cap {                    /* a PDU the engine sent */
 	uint8_t bhs[ISCSI_BHS_LEN];
@@ -42,12 +43,14 @@ struct fake {
 	struct xport_conn xc;
 	struct iscsi_conn *conn;
 	bool closed;
-	struct iscsi_pdu *q[FX_MAX_CAP];
+	struct iscsi_pdu *q[FAKE_MAXQ];
 	unsigned nq;
 	struct cap cap[FX_MAX_CAP];
 	unsigned ncap;
 	uint32_t cmdsn, itt, expstatsn;
 	uint8_t isid_lo;                /* last ISID byte; 0 means 1 */
+	unsigned placed;                /* data segments received zero-copy */
+	bool hdr_only;                  /* capture headers only (no malloc per PDU) */
 };
 
 static struct {
@@ -55,16 +58,6 @@ static struct {
 	struct conf_target hidden_conf;
 	char *hidden_names[1];
 } fx_g;
-
-static int fake_send(struct xport_conn *xc, struct iscsi_pdu *p)
-{
-	struct fake *f = (struct fake *)xc;
-
-	if (f->closed || f->nq == FX_MAX_CAP)
-		return -EPIPE;
-	f->q[f->nq++] = p;
-	return 0;
-}
 
 static void fake_capture(struct fake *f, struct iscsi_pdu *p)
 {
@@ -75,6 +68,10 @@ static void fake_capture(struct fake *f, struct iscsi_pdu *p)
 	c = &f->cap[f->ncap++];
 	memcpy(c->bhs, p->bhs, ISCSI_BHS_LEN);
 	c->len = p->data_len;
+	if (f->hdr_only) {
+		c->data = NULL;
+		return;
+	}
 	c->data = p->data_len ? malloc(p->data_len) : NULL;
 	if (p->data_iovcnt > 0) {
 		uint32_t off = 0;
@@ -89,35 +86,13 @@ static void fake_capture(struct fake *f, struct iscsi_pdu *p)
 	}
 }
 
-/* "Writes" what is queued: captures it and hands it back to the engine. */
-static void fake_flush(struct fake *f)
+/* What the fake transport writes is captured. */
+static void fake_written(struct fake *f, struct iscsi_pdu *p)
 {
-	while (f->nq && !f->closed) {
-		struct iscsi_pdu *p = f->q[0];
-
-		memmove(f->q, f->q + 1, (f->nq - 1) * sizeof(f->q[0]));
-		f->nq--;
-		fake_capture(f, p);
-		iscsi_conn_tx_done(f->conn, p);
-	}
+	fake_capture(f, p);
 }
 
-static void fake_close(struct xport_conn *xc)
-{
-	struct fake *f = (struct fake *)xc;
-
-	/* Like TCP: what was queued before close is still written out first
-	 * only if the engine flushed it; here we write it, then drop. */
-	fake_flush(f);
-	f->closed = true;
-	while (f->nq) {
-		struct iscsi_pdu *p = f->q[--f->nq];
-
-		iscsi_conn_tx_done(f->conn, p);
-	}
-}
-
-static const struct xport_ops fake_ops = { "fake", fake_send, fake_close };
+#include "fake_xport.h"
 
 static struct iscsi_reactor *fx_ir(void)
 {
@@ -127,18 +102,7 @@ static struct iscsi_reactor *fx_ir(void)
 /* Completes bdev I/O on every reactor's queue pair; returns how many. */
 static __attribute__((unused)) int fx_poll_bdev(unsigned *inflight)
 {
-	int n = 0;
-
-	*inflight = 0;
-	for (unsigned rid = 0; rid < REACTOR_MAX; rid++) {
-		struct iscsi_reactor *ir = iscsi_reactor_of(rid);
-
-		if (!ir || !ir->qp)
-			continue;
-		n += bdev_qp_poll(ir->qp);
-		*inflight += bdev_qp_inflight(ir->qp);
-	}
-	return n;
+	return fake_poll_bdev(inflight);
 }
 
 /* Completes bdev I/O, runs the engine's deferred calls and messages (what
@@ -146,15 +110,9 @@ static __attribute__((unused)) int fx_poll_bdev(unsigned *inflight)
  * nothing moves. */
 static __attribute__((unused)) void fx_pump(struct fake *f)
 {
-	for (int i = 0; i < 1000; i++) {
-		unsigned inflight;
-		int n = fx_poll_bdev(&inflight);
-
-		n += (int)iscsi_run_deferred();
-		fake_flush(f);
-		if (n == 0 && inflight == 0 && f->nq == 0)
+	for (int i = 0; i < 1000; i++)
+		if (!fake_pump_once(f))
 			break;
-	}
 }
 
 /* A connection arriving on reactor rid (its engine context must be started). */
@@ -162,16 +120,8 @@ static __attribute__((unused)) struct fake *fx_connect_on(unsigned rid)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 
-	f->xc.ops = &fake_ops;
-	f->xc.reactor = reactor_get(rid);
-	f->xc.pool = reactor_pool(reactor_get(rid));
-	f->xc.family = AF_INET;
-	strcpy(f->xc.local_addr, "192.0.2.1");
-	f->xc.local_port = 3260;
-	strcpy(f->xc.peer_addr, "192.0.2.9");
-	f->xc.peer_port = 40000;
-	f->conn = iscsi_conn_new(&f->xc);
-	assert_non_null(f->conn);
+	assert_non_null(f);
+	assert_int_equal(fake_connect(f, rid), 0);
 	f->itt = 0x100;
 	return f;
 }
@@ -203,26 +153,8 @@ static __attribute__((unused)) void fx_disconnect(struct fake *f)
 /* Hands one PDU to the engine as the TCP transport would. */
 static __attribute__((unused)) void fx_recv(struct fake *f, const uint8_t *bhs, const void *data, uint32_t len)
 {
-	struct iscsi_pdu *p;
-	int rc;
-
 	assert_false(f->closed);
-	rc = iscsi_pdu_check_header(bhs, f->xc.max_recv_dsl);
-	if (rc < 0) {
-		iscsi_conn_xport_failed(f->conn, -EPROTO);
-		return;
-	}
-	p = iscsi_pdu_alloc(f->conn);
-	assert_non_null(p);
-	memcpy(p->bhs, bhs, ISCSI_BHS_LEN);
-	p->data_len = len;
-	if (len) {
-		p->data = mem_alloc(f->xc.pool, ISCSI_PAD(len));
-		assert_non_null(p->data);
-		p->data_owned = true;
-		memcpy(p->data, data, len);
-	}
-	iscsi_conn_recv(f->conn, p, rc);
+	assert_int_equal(fake_recv(f, bhs, NULL, data, len, false), 0);
 }
 
 /* key=value\0 text from a NULL-terminated list of "key=value" strings. */

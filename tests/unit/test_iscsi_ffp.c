@@ -340,11 +340,57 @@ static void test_cmdsn_window(void **state)
 	assert_int_equal(get_be32(f->cap[0].bhs + BHS_ITT), get_be32(bhs1 + BHS_ITT));
 	assert_int_equal(get_be32(f->cap[1].bhs + BHS_ITT), get_be32(bhs2 + BHS_ITT));
 	assert_int_equal(get_be32(f->cap[1].bhs + BHS_EXPCMDSN), exp + 2);
+	/* The window moves on as tasks end: the task answered here is still
+	 * open (freed once its response is written), so one less. */
 	assert_int_equal(get_be32(f->cap[1].bhs + BHS_MAXCMDSN),
-			 exp + 2 + iscsi_opts_cur.queue_depth - 1);
+			 exp + 2 + iscsi_opts_cur.queue_depth - 1 - 1);
 	/* StatSN advances by one per response. */
 	assert_int_equal(get_be32(f->cap[1].bhs + BHS_STATSN),
 			 get_be32(f->cap[0].bhs + BHS_STATSN) + 1);
+	fx_disconnect(f);
+}
+
+/* An initiator that stops reading: its responses stay queued, its tasks stay
+ * open, and once queue_depth of them are open the window is closed — even a
+ * command at ExpCmdSN is dropped, so lichd holds no more buffers for it. When
+ * the responses are written the window opens again. */
+static void test_cmdsn_window_closes(void **state)
+{
+	struct fake *f = login_ready(fast_keys);
+	uint32_t depth = iscsi_opts_cur.queue_depth;
+	uint8_t bhs[ISCSI_BHS_LEN], cdb[16];
+	unsigned inflight;
+
+	(void)state;
+	f->hdr_only = true;
+	rw10(cdb, 0x28, 0, 1);
+	for (uint32_t i = 0; i < depth; i++) {
+		cmd_bhs(f, bhs, ISCSI_FLAG_FINAL | ISCSI_CMD_READ, cdb, 512, 0);
+		fx_recv(f, bhs, NULL, 0);
+	}
+	/* the reactor's turns, but nothing written */
+	for (int i = 0; i < 100; i++) {
+		int moved = fx_poll_bdev(&inflight) + (int)iscsi_run_deferred();
+
+		if (!moved && !inflight)
+			break;
+	}
+	assert_int_equal(f->conn->ntasks, depth);
+	assert_true(sn_lt(f->conn->sess.max_cmd_sn, f->conn->sess.exp_cmd_sn));
+	cmd_bhs(f, bhs, ISCSI_FLAG_FINAL | ISCSI_CMD_READ, cdb, 512, 0);
+	fx_recv(f, bhs, NULL, 0);
+	assert_int_equal(f->conn->ntasks, depth);      /* dropped: no task */
+	fx_pump(f);                                     /* the responses go out */
+	assert_int_equal(f->ncap, depth);
+	assert_int_equal(f->conn->ntasks, 0);
+	assert_int_equal(f->conn->sess.max_cmd_sn, f->conn->sess.exp_cmd_sn + depth - 1);
+	/* the dropped CmdSN is the one expected now: sent again, it runs */
+	f->cmdsn--;
+	cmd_bhs(f, bhs, ISCSI_FLAG_FINAL | ISCSI_CMD_READ, cdb, 512, 0);
+	fx_recv(f, bhs, NULL, 0);
+	fx_pump(f);
+	assert_int_equal(f->ncap, depth + 1);
+	assert_int_equal(get_be32(f->cap[depth].bhs + BHS_ITT), get_be32(bhs + BHS_ITT));
 	fx_disconnect(f);
 }
 
@@ -556,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_bad_data_out),
 		cmocka_unit_test(test_residuals),
 		cmocka_unit_test(test_cmdsn_window),
+		cmocka_unit_test(test_cmdsn_window_closes),
 		cmocka_unit_test(test_nop),
 		cmocka_unit_test(test_tmf_abort),
 		cmocka_unit_test(test_logout_and_reject),

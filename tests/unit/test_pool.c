@@ -652,8 +652,8 @@ static void test_mem_alloc_random(void **state)
 static void test_page_magazine(void **state)
 {
 	(void)state;
-	enum { N = 40 };
-	struct mem_pool *p = new_pool(8 * MiB, 0);
+	enum { N = 72 };
+	struct mem_pool *p = new_pool(16 * MiB, 0);
 	uint8_t *pg[N];
 
 	uint8_t *a = mem_pool_alloc_pages(p, 0);
@@ -686,8 +686,8 @@ static void test_page_magazine(void **state)
 	assert_int_equal(stats(p).page_allocs, 101);
 	assert_int_equal(mem_pool_check(p), 0);
 
-	/* Capacity per order: 16 blocks of 4 KiB, 4 of 64 KiB, none of 128 KiB. */
-	static const struct { unsigned order, cap; } caps[] = { { 0, 16 }, { 4, 4 }, { 5, 0 } };
+	/* Capacity per order: 64 blocks of 4 KiB, 4 of 64 KiB, none of 128 KiB. */
+	static const struct { unsigned order, cap; } caps[] = { { 0, 64 }, { 4, 4 }, { 5, 0 } };
 
 	for (unsigned k = 0; k < 3; k++) {
 		size_t bytes = (size_t)BUDDY_PAGE_SIZE << caps[k].order;

@@ -54,7 +54,7 @@ vm_free_port() {
 
 # lichd_start CONF: start lichd, wait until it listens on $PORT.
 lichd_start() {
-	"$LICHD" -c "$1" >"$T/lichd.log" 2>&1 &
+	LICH_CONTROL_SOCKET="$T/lichd.sock" "$LICHD" -c "$1" >"$T/lichd.log" 2>&1 &
 	LICHD_PID=$!
 	for _ in $(seq 100); do
 		kill -0 "$LICHD_PID" 2>/dev/null || break

@@ -63,6 +63,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include "core/reactor.h"
 #include "core/log.h"
 
@@ -153,6 +154,12 @@ int conf_parse_size(const char *s, uint64_t *out);
 int conf_parse_cpulist(const char *s, int *cores, unsigned max, unsigned *n);
 /* "1.2.3.4:3260", "[::1]:3260", "0.0.0.0" (port 3260), "[::]" */
 int conf_parse_portal(const char *s, struct conf_portal *out);
+/* The socket address of a portal (for bind/rdma_bind_addr); -EINVAL when its
+ * host is not a numeric address of its family. */
+int conf_portal_sockaddr(const struct conf_portal *p, struct sockaddr_storage *ss,
+			 socklen_t *len);
+/* "host:port", or "[host]:port" for IPv6, as logs and lichctl print it. */
+void conf_portal_text(const struct conf_portal *p, char *out, size_t n);
 /* True if `addr` (numeric, v4 or v6; v4-mapped v6 counts as v4) matches an
  * initiator-address pattern ("ALL", exact address, or address/prefix). */
 bool conf_addr_match(const char *pattern, const char *addr);

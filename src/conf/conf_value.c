@@ -398,3 +398,28 @@ bool conf_target_allows(const struct conf_target *t, const char *initiator_name,
 	}
 	return true;
 }
+
+int conf_portal_sockaddr(const struct conf_portal *p, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (p->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(p->port);
+		*len = sizeof(*s6);
+		return inet_pton(AF_INET6, p->host, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(p->port);
+	*len = sizeof(*s4);
+	return inet_pton(AF_INET, p->host, &s4->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+void conf_portal_text(const struct conf_portal *p, char *out, size_t n)
+{
+	snprintf(out, n, p->family == AF_INET6 ? "[%s]:%u" : "%s:%u", p->host, p->port);
+}

@@ -138,19 +138,9 @@ static int open_metrics(const struct conf_portal *p)
 	socklen_t len;
 	int fd, one = 1, rc;
 
-	memset(&ss, 0, sizeof(ss));
-	if (p->family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(p->port);
-		inet_pton(AF_INET6, p->host, &a->sin6_addr);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons(p->port);
-		inet_pton(AF_INET, p->host, &a->sin_addr);
-		len = sizeof(*a);
+	if (conf_portal_sockaddr(p, &ss, &len)) {
+		log_err("ctl: metrics address %s is not a numeric address", p->host);
+		return -EINVAL;
 	}
 	fd = socket(p->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

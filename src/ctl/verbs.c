@@ -238,11 +238,6 @@ static void show_luns(struct ctl_client *cl)
 	ctl_buf_free(&b);
 }
 
-static void portal_text(const struct conf_portal *p, char *out, size_t n)
-{
-	snprintf(out, n, p->family == AF_INET6 ? "[%s]:%u" : "%s:%u", p->host, p->port);
-}
-
 static void show_portals(struct ctl_client *cl)
 {
 	const struct config *c = ctl_hooks->config();
@@ -267,7 +262,7 @@ static void show_portals(struct ctl_client *cl)
 		cj_end_arr(&j);
 		cj_str(&j, "control_socket", c->control_socket);
 		if (c->has_metrics) {
-			portal_text(&c->metrics, a, sizeof(a));
+			conf_portal_text(&c->metrics, a, sizeof(a));
 			cj_str(&j, "metrics", a);
 		} else {
 			cj_str(&j, "metrics", NULL);

@@ -92,26 +92,12 @@ void iser_devs_free(void)
 static int open_one(struct iser_portals *ps, const struct conf_portal *cp, struct iser_listener *l)
 {
 	struct sockaddr_storage ss;
+	socklen_t sl;
 	int rc;
 
-	memset(&ss, 0, sizeof(ss));
-	if (cp->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(cp->port);
-		if (inet_pton(AF_INET6, cp->host, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		snprintf(l->name, sizeof(l->name), "[%s]:%u", cp->host, cp->port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(cp->port);
-		if (inet_pton(AF_INET, cp->host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		snprintf(l->name, sizeof(l->name), "%s:%u", cp->host, cp->port);
-	}
+	if (conf_portal_sockaddr(cp, &ss, &sl))
+		return -EINVAL;
+	conf_portal_text(cp, l->name, sizeof(l->name));
 	if (rdma_create_id(ps->ech, &l->id, l, RDMA_PS_TCP))
 		return -errno;
 	if (cp->family == AF_INET6) {

@@ -48,26 +48,9 @@ static int open_one(const struct conf_portal *cp, struct tcp_listener *l)
 	socklen_t sl;
 	int one = 1, fd, err;
 
-	memset(&ss, 0, sizeof(ss));
-	if (cp->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(cp->port);
-		if (inet_pton(AF_INET6, cp->host, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		sl = sizeof(*s6);
-		snprintf(l->name, sizeof(l->name), "[%s]:%u", cp->host, cp->port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(cp->port);
-		if (inet_pton(AF_INET, cp->host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		sl = sizeof(*s4);
-		snprintf(l->name, sizeof(l->name), "%s:%u", cp->host, cp->port);
-	}
+	if (conf_portal_sockaddr(cp, &ss, &sl))
+		return -EINVAL;
+	conf_portal_text(cp, l->name, sizeof(l->name));
 	fd = socket(cp->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

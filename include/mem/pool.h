@@ -17,12 +17,16 @@
  * out again first, so an alloc/free cycle does not split and re-merge a chunk.
  * They count as free (page_cached_bytes, not page_bytes_in_use); a double free
  * of one is still detected. They go back to their buddies when the pool would
- * otherwise have to map a chunk or fail, and in mem_pool_trim().
+ * otherwise have to map a chunk or fail, and in mem_pool_trim(). A 4 KiB block
+ * (every 4 KiB I/O buffer) has fast paths: mem_pool_alloc_pages(p, 0) pops the
+ * magazine, and mem_free()/mem_pool_free_pages() of a live raw 4 KiB block push
+ * it, checked by one per-page state byte found through the chunk of the last
+ * such free (else the table); anything else takes the general path.
  *
  * Addresses map to their chunk in O(1) (chunks are 2 MiB aligned; a small open
  * addressed table keyed by addr >> 21), so free needs no size and the
  * registration handle (RDMA memory region, io_uring fixed buffer) of any byte
- * of pool memory is one lookup.
+ * of pool memory is one lookup (inline: mem_pool_reg_handle_id()).
  *
  * Registrations: up to MEM_POOL_MAX_REGS hooks per pool (e.g. the reactor's
  * io_uring fixed-buffer table and an RDMA protection domain), each with its own
@@ -117,8 +121,10 @@ int mem_pool_add_reg(struct mem_pool *p, const struct mem_reg_ops *ops, unsigned
 /* Unregisters every chunk from hook id and frees the id; -ENOENT if not in use. */
 int mem_pool_del_reg(struct mem_pool *p, unsigned id);
 /* Handle from hook id of the chunk holding addr: NULL if addr is not pool
- * memory or that chunk is not registered with id. O(1); for the data path. */
-void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id, const void *addr);
+ * memory or that chunk is not registered with id. O(1), inline (one probe of
+ * the chunk table, below); for the data path. */
+static inline void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id,
+					   const void *addr);
 
 void mem_pool_get_stats(const struct mem_pool *p, struct mem_pool_stats *out);
 /* Writes a human readable multi-line report (pool + every slab cache). */
@@ -152,24 +158,32 @@ struct mem_chunk_slot {
 struct mem_chunk_table {
 	struct mem_chunk_slot *slots;
 	unsigned bits;                  /* 2^bits slots */
+	unsigned shift;                 /* 64 - bits, for mem_chunk_home() */
 };
 const struct mem_chunk_table *mem_pool_chunk_table(const struct mem_pool *p);
 
 static inline size_t mem_chunk_home(const struct mem_chunk_table *t, uintptr_t key)
 {
-	return (size_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - t->bits));
+	return (size_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> t->shift);
 }
 
-/* Per-page owner array of the chunk holding addr, or NULL. */
+/* Per-page owner array of the chunk holding addr, or NULL. The home slot
+ * decides nearly always (the load factor is at most 1/2), so it is tested
+ * before the probe loop sets up. A slot's key is only meaningful while its
+ * owner is set, but an empty slot ends the probe anyway: either way the
+ * answer is that slot's owner. */
 static inline struct slab_cache **mem_chunk_owners(const struct mem_chunk_table *t,
 						   const void *addr)
 {
 	uintptr_t key = (uintptr_t)addr >> 21;
-	size_t mask = ((size_t)1 << t->bits) - 1;
+	size_t i = mem_chunk_home(t, key);
+	const struct mem_chunk_slot *s = &t->slots[i];
 
-	for (size_t i = mem_chunk_home(t, key);; i = (i + 1) & mask) {
-		const struct mem_chunk_slot *s = &t->slots[i];
-
+	if (__builtin_expect(s->key == key || !s->owner, 1))
+		return s->owner;
+	for (size_t mask = ((size_t)1 << t->bits) - 1;;) {
+		i = (i + 1) & mask;
+		s = &t->slots[i];
 		if (!s->owner || s->key == key)
 			return s->owner;
 	}
@@ -182,6 +196,30 @@ static inline struct slab_cache *mem_chunk_page_owner(const struct mem_chunk_tab
 
 	return owner ? owner[((uintptr_t)addr >> 12) & 511] : NULL;
 }
+/* The start of a chunk's descriptor, which the table slots point at: the
+ * per-page owners, then each registration's handle (NULL while the chunk is not
+ * registered with that id), so the handle lookup inlines too. */
+struct mem_chunk_head {
+	struct slab_cache *owner[512];
+	void *reg_handle[MEM_POOL_MAX_REGS];
+};
+
+/* struct mem_pool starts with its chunk table (asserted in pool.c). */
+static inline const struct mem_chunk_table *mem_pool_table_of(const struct mem_pool *p)
+{
+	return (const struct mem_chunk_table *)(const void *)p;
+}
+
+static inline void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id,
+					   const void *addr)
+{
+	struct slab_cache **owner = mem_chunk_owners(mem_pool_table_of(p), addr);
+
+	if (!owner || id >= MEM_POOL_MAX_REGS)
+		return NULL;
+	return ((const struct mem_chunk_head *)(const void *)owner)->reg_handle[id];
+}
+
 /* Head of the pool's list of slab caches (linked by slab.c). */
 struct slab_cache **mem_pool_cache_list(struct mem_pool *p);
 /* For tests: every chunk's buddy passes buddy_check(), the page magazines

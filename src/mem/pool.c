@@ -14,8 +14,16 @@
  *     blocks, still allocated in their buddy, for the next allocation of that
  *     order: an alloc/free cycle of a page would otherwise split an empty chunk
  *     nine levels down and merge it back up every time. A block in the page
- *     magazine is marked in its chunk's `cached` bitmap, so a second free of it
- *     is still detected; the buddy itself is unchanged (buddy_check holds).
+ *     magazine is marked PS_CACHED in its chunk's per-page state, so a second
+ *     free of it is still detected; the buddy itself is unchanged (buddy_check
+ *     holds);
+ *   - the same per-page state marks a raw 4 KiB page that is handed out
+ *     (PS_PAGE). That one byte proves everything a free of it must check (a
+ *     live block head, order 0, no slab owner, not parked), so the common
+ *     4 KiB free is a chunk lookup (mostly a compare with the last one's), a
+ *     byte compare and a magazine push, and the alloc a pop; both are fast
+ *     paths at the top of mem_pool_alloc_pages() and mem_free() /
+ *     mem_pool_free_pages(), which fall back to the general code.
  * Not thread safe: one reactor owns a pool.
  */
 #include <errno.h>
@@ -64,28 +72,43 @@ _Static_assert(SLAB_MAX_OBJ == 1 << (CLASS_MIN_SHIFT + NR_CLASSES - 1), "classes
 #define PMAG_BYTES   ((size_t)256 << 10)
 #define MAX_NODES    1024   /* highest node number we bind to, exclusive */
 
+/* Per-page state (struct chunk's pstate[]), of the block starting at a page. */
+enum {
+	PS_OTHER = 0,     /* none of the below: free, interior, slab, larger block */
+	PS_CACHED,        /* parked in a page magazine */
+	PS_PAGE,          /* a raw order-0 block (no slab owner) handed out */
+};
+
 struct chunk {
-	struct slab_cache *owner[BUDDY_PAGES];   /* first: the table points here */
+	/* first, as struct mem_chunk_head: the table points here */
+	struct slab_cache *owner[BUDDY_PAGES];
+	void *reg_handle[MEM_POOL_MAX_REGS];   /* NULL unless reg_mask has the id */
 	struct buddy buddy;
-	/* 1: the block at this page is parked in a page magazine. Bytes, not
-	 * bits: plain stores, no read-modify-write chaining alloc to free. */
-	uint8_t cached[BUDDY_PAGES];
+	/* PS_*. Bytes, not bits: plain stores, no read-modify-write chaining
+	 * alloc to free. */
+	uint8_t pstate[BUDDY_PAGES];
 	struct chunk *next, *prev;       /* on pool->lists[list] */
 	unsigned list;
 	bool hugepage;
 	uint8_t reg_mask;                /* bit id: registered with regs[id] */
-	void *reg_handle[MEM_POOL_MAX_REGS];
 };
-_Static_assert(offsetof(struct chunk, owner) == 0, "table slots point at owner[]");
+_Static_assert(offsetof(struct chunk, owner) == offsetof(struct mem_chunk_head, owner) &&
+	       offsetof(struct chunk, reg_handle) == offsetof(struct mem_chunk_head, reg_handle),
+	       "table slots point at a struct mem_chunk_head");
 _Static_assert(BUDDY_PAGE_SHIFT == 12 && BUDDY_PAGES == 512, "inline lookup in pool.h");
 
+/* Entry k is a block and its page state byte in its chunk (pstate[] of its
+ * first page): the 4 KiB pop marks it PS_PAGE with one store, and the chunk is
+ * found back from it when the slow paths need it (chunk_of_state()). */
 struct page_mag {
 	unsigned n, cap;
-	struct { void *addr; struct chunk *chunk; } blk[PMAG_MAX];
+	void *addr[PMAG_MAX];
+	uint8_t *state[PMAG_MAX];
 };
 
 struct mem_pool {
-	struct mem_chunk_table tab;      /* addr >> 21 -> chunk (via its owner array) */
+	struct mem_chunk_table tab;      /* first (mem_pool_table_of()): addr >> 21 ->
+					  * chunk (via its owner array) */
 	size_t tab_used;
 
 	struct chunk *lists[NR_LISTS];
@@ -104,11 +127,17 @@ struct mem_pool {
 	struct slab_cache *caches;       /* every cache of this pool, linked by slab.c */
 
 	struct page_mag pmag[PMAG_ORDERS];
+	/* The chunk the last 4 KiB free found (key addr >> 21; ~0 if none): it
+	 * spares the table probe while frees keep hitting the same chunk. */
+	uintptr_t hot_key;
+	struct chunk *hot_chunk;
 
 	size_t page_bytes_in_use, page_high_water;
 	uint64_t page_allocs, failed_allocs;
 	char name[32];
 };
+
+_Static_assert(offsetof(struct mem_pool, tab) == 0, "mem_pool_table_of() casts");
 
 /* ---------- mapping chunks ---------- */
 
@@ -277,6 +306,7 @@ static int tab_resize(struct mem_pool *p, unsigned bits)
 		return -ENOMEM;
 	p->tab.slots = slots;
 	p->tab.bits = bits;
+	p->tab.shift = 64 - bits;
 	for (size_t i = 0; i < old_size; i++)
 		if (old[i].owner)
 			tab_place(p, slot_chunk(&old[i]));
@@ -464,6 +494,10 @@ fail_free:
 
 static void chunk_release(struct mem_pool *p, struct chunk *c)
 {
+	if (p->hot_chunk == c) {
+		p->hot_key = ~(uintptr_t)0;
+		p->hot_chunk = NULL;
+	}
 	list_del(p, c);
 	tab_remove(p, c);
 	chunk_unregister_all(p, c);
@@ -517,6 +551,7 @@ struct mem_pool *mem_pool_create(const struct mem_pool_opts *opts)
 
 	if (!p || !opts || tab_resize(p, TAB_MIN_BITS) < 0)
 		goto fail;
+	p->hot_key = ~(uintptr_t)0;      /* above any addr >> 21 */
 	snprintf(p->name, sizeof(p->name), "%s", opts->name ? opts->name : "pool");
 	p->limit = opts->limit & ~(CHUNK_SIZE - 1);
 	if (p->limit < CHUNK_SIZE)
@@ -637,14 +672,6 @@ int mem_pool_del_reg(struct mem_pool *p, unsigned id)
 	return 0;
 }
 
-void *mem_pool_reg_handle_id(const struct mem_pool *p, unsigned id, const void *addr)
-{
-	const struct chunk *c = chunk_of(p, addr);
-
-	return c && id < MEM_POOL_MAX_REGS && (c->reg_mask & (1u << id)) ?
-		c->reg_handle[id] : NULL;
-}
-
 /* ---------- pages ---------- */
 
 /* Chunks are CHUNK_SIZE aligned, so the address alone gives the page. */
@@ -665,12 +692,24 @@ static size_t pmag_bytes(const struct mem_pool *p)
 
 static bool is_cached(const struct chunk *c, size_t page)
 {
-	return c->cached[page];
+	return c->pstate[page] == PS_CACHED;
 }
 
-static void set_cached(struct chunk *c, size_t page, bool on)
+/* The chunk whose pstate[] holds state, the state of the block at addr. */
+static struct chunk *chunk_of_state(const uint8_t *state, const void *addr)
 {
-	c->cached[page] = on;
+	return (struct chunk *)(void *)(state - page_index(addr) -
+					offsetof(struct chunk, pstate));
+}
+
+static void pmag_put(struct page_mag *m, struct chunk *c, void *addr)
+{
+	uint8_t *state = &c->pstate[page_index(addr)];
+
+	*state = PS_CACHED;
+	m->addr[m->n] = addr;
+	m->state[m->n] = state;
+	m->n++;
 }
 
 /* Gives a block back to its buddy for real, merging. */
@@ -687,11 +726,11 @@ static void pmag_flush_all(struct mem_pool *p)
 		struct page_mag *m = &p->pmag[o];
 
 		while (m->n > 0) {
-			struct chunk *c = m->blk[--m->n].chunk;
-			void *addr = m->blk[m->n].addr;
+			void *addr = m->addr[--m->n];
+			uint8_t *state = m->state[m->n];
 
-			set_cached(c, page_index(addr), false);
-			buddy_return(p, c, addr);
+			*state = PS_OTHER;
+			buddy_return(p, chunk_of_state(state, addr), addr);
 		}
 	}
 }
@@ -727,9 +766,8 @@ static void *pages_alloc(struct mem_pool *p, unsigned order, struct slab_cache *
 
 	if (m && m->n > 0) {
 		m->n--;
-		blk = m->blk[m->n].addr;
-		c = m->blk[m->n].chunk;
-		set_cached(c, page_index(blk), false);
+		blk = m->addr[m->n];
+		c = chunk_of_state(m->state[m->n], blk);
 	} else {
 		blk = buddy_take(p, order, &c);
 		if (!blk) {
@@ -737,12 +775,12 @@ static void *pages_alloc(struct mem_pool *p, unsigned order, struct slab_cache *
 			return NULL;
 		}
 	}
-	if (owner) {
-		size_t first = page_index(blk);
+	size_t first = page_index(blk);
 
+	c->pstate[first] = order == 0 && !owner ? PS_PAGE : PS_OTHER;
+	if (owner)
 		for (size_t i = 0; i < ((size_t)1 << order); i++)
 			c->owner[first + i] = owner;
-	}
 	p->page_allocs++;
 	p->page_bytes_in_use += bytes;
 	if (p->page_bytes_in_use > p->page_high_water)
@@ -770,22 +808,71 @@ static int pages_free(struct mem_pool *p, struct chunk *c, void *addr)
 	struct page_mag *m = order < PMAG_ORDERS ? &p->pmag[order] : NULL;
 
 	if (m && m->n < m->cap) {
-		m->blk[m->n].addr = addr;
-		m->blk[m->n].chunk = c;
-		m->n++;
-		set_cached(c, first, true);
+		pmag_put(m, c, addr);
 	} else {
+		c->pstate[first] = PS_OTHER;
 		buddy_return(p, c, addr);
 	}
 	return 0;
 }
 
+/* ---------- 4 KiB fast paths ----------
+ * A raw page is what every 4 KiB I/O buffer is: its alloc pops the order-0
+ * magazine, its free pushes it, and neither looks at the buddy. The free still
+ * checks all that pages_free() does, through the page's PS_PAGE state (which
+ * only a live raw order-0 block head has); the accounting is the same as in
+ * pages_alloc()/pages_free(). Anything else takes the general path. */
+
+static inline __attribute__((always_inline)) void *page_pop(struct mem_pool *p)
+{
+	struct page_mag *m = &p->pmag[0];
+	unsigned n = m->n - 1;
+
+	m->n = n;
+	*m->state[n] = PS_PAGE;
+	p->page_allocs++;
+	p->page_bytes_in_use += BUDDY_PAGE_SIZE;
+	if (p->page_bytes_in_use > p->page_high_water)
+		p->page_high_water = p->page_bytes_in_use;
+	return m->addr[n];
+}
+
+/* True (and done) if addr is a live raw 4 KiB page of p and the order-0
+ * magazine has room; false leaves everything to the general path. */
+static inline __attribute__((always_inline)) bool page_push(struct mem_pool *p, void *addr)
+{
+	struct page_mag *m = &p->pmag[0];
+	uintptr_t key = key_of(addr);
+	struct chunk *c = p->hot_chunk;
+	unsigned n = m->n;
+
+	if (__builtin_expect(key != p->hot_key, 0)) {
+		c = chunk_of(p, addr);
+		if (!c)
+			return false;
+		p->hot_key = key;
+		p->hot_chunk = c;
+	}
+	uint8_t *state = &c->pstate[page_index(addr)];
+
+	if (((uintptr_t)addr & (BUDDY_PAGE_SIZE - 1)) || *state != PS_PAGE || n >= m->cap)
+		return false;
+	*state = PS_CACHED;
+	m->addr[n] = addr;
+	m->state[n] = state;
+	m->n = n + 1;
+	p->page_bytes_in_use -= BUDDY_PAGE_SIZE;
+	return true;
+}
+
 void *mem_pool_alloc_pages(struct mem_pool *p, unsigned order)
 {
+	if (__builtin_expect(order == 0 && p->pmag[0].n > 0, 1))
+		return page_pop(p);
 	return order <= BUDDY_MAX_ORDER ? pages_alloc(p, order, NULL) : NULL;
 }
 
-void mem_pool_free_pages(struct mem_pool *p, void *addr)
+static void __attribute__((noinline)) free_pages_slow(struct mem_pool *p, void *addr)
 {
 	struct chunk *c;
 
@@ -802,6 +889,12 @@ void mem_pool_free_pages(struct mem_pool *p, void *addr)
 	}
 	if (pages_free(p, c, addr) < 0)
 		log_err("mem pool %s: free of %p, not a live block; ignored", p->name, addr);
+}
+
+void mem_pool_free_pages(struct mem_pool *p, void *addr)
+{
+	if (!page_push(p, addr))
+		free_pages_slow(p, addr);
 }
 
 void *mem_pool_alloc_slab(struct mem_pool *p, unsigned order, struct slab_cache *owner)
@@ -875,7 +968,7 @@ void *mem_zalloc(struct mem_pool *p, size_t bytes)
 	return a;
 }
 
-void mem_free(struct mem_pool *p, void *addr)
+static void __attribute__((noinline)) mem_free_slow(struct mem_pool *p, void *addr)
 {
 	struct chunk *c;
 
@@ -892,6 +985,12 @@ void mem_free(struct mem_pool *p, void *addr)
 		slab_free_logged(owner, addr);   /* full checks: see mem_free() in pool.h */
 	else if (pages_free(p, c, addr) < 0)
 		log_err("mem pool %s: mem_free of %p, not a live block; ignored", p->name, addr);
+}
+
+void mem_free(struct mem_pool *p, void *addr)
+{
+	if (!page_push(p, addr))
+		mem_free_slow(p, addr);
 }
 
 size_t mem_usable_size(struct mem_pool *p, const void *addr)
@@ -915,7 +1014,8 @@ size_t mem_usable_size(struct mem_pool *p, const void *addr)
 
 /* Every chunk's buddy passes buddy_check(); every page magazine entry is a
  * live buddy block of its order, in its chunk, marked cached, with no owner;
- * the cached marks are exactly the magazine entries; and the page accounting
+ * the cached marks are exactly the magazine entries; the PS_PAGE marks exactly
+ * the raw order-0 blocks handed out; and the page accounting
  * adds up: free in the buddies + cached + in use = mapped. */
 int mem_pool_check(const struct mem_pool *p)
 {
@@ -929,8 +1029,17 @@ int mem_pool_check(const struct mem_pool *p)
 		if (buddy_check(&c->buddy) < 0)
 			return -EFAULT;
 		free_bytes += buddy_free_bytes(&c->buddy);
-		for (unsigned i = 0; i < BUDDY_PAGES; i++)
-			marks += c->cached[i] != 0;
+		for (unsigned i = 0; i < BUDDY_PAGES; i++) {
+			const void *addr = c->buddy.base + ((size_t)i << BUDDY_PAGE_SHIFT);
+			bool raw_page = buddy_block_order(&c->buddy, addr) == 0 &&
+					!c->owner[i] && c->pstate[i] != PS_CACHED;
+
+			marks += c->pstate[i] == PS_CACHED;
+			/* PS_PAGE: a live raw order-0 block out of the magazine,
+			 * and only that. */
+			if ((c->pstate[i] == PS_PAGE) != raw_page)
+				return -EFAULT;
+		}
 	}
 	for (unsigned o = 0; o < PMAG_ORDERS; o++) {
 		const struct page_mag *m = &p->pmag[o];
@@ -938,11 +1047,11 @@ int mem_pool_check(const struct mem_pool *p)
 		if (m->n > m->cap)
 			return -EFAULT;
 		for (unsigned k = 0; k < m->n; k++) {
-			const struct chunk *c = m->blk[k].chunk;
-			size_t page = page_index(m->blk[k].addr);
+			const struct chunk *c = chunk_of(p, m->addr[k]);
+			size_t page = page_index(m->addr[k]);
 
-			if (chunk_of(p, m->blk[k].addr) != c ||
-			    buddy_block_order(&c->buddy, m->blk[k].addr) != (int)o ||
+			if (!c || m->state[k] != &c->pstate[page] ||
+			    buddy_block_order(&c->buddy, m->addr[k]) != (int)o ||
 			    !is_cached(c, page) || c->owner[page])
 				return -EFAULT;
 			cached_bytes += (size_t)BUDDY_PAGE_SIZE << o;

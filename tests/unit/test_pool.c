@@ -719,6 +719,99 @@ static void test_page_magazine(void **state)
 	mem_pool_destroy(p);
 }
 
+/* The 4 KiB fast paths (pop and push of the order-0 magazine) check what the
+ * general path checks: every bad free below falls through to it and is
+ * rejected, and the fast and general paths agree on the accounting. */
+static void test_page_fast_path(void **state)
+{
+	(void)state;
+	struct mem_pool *p = new_pool(16 * MiB, 0);
+	struct slab_cache *c = slab_cache_create(p, "fp", 64, 0);
+	uint8_t *pg = mem_pool_alloc_pages(p, 0);       /* general: magazine empty */
+	uint8_t *blk = mem_pool_alloc_pages(p, 1);      /* 8 KiB */
+	uint8_t *small = mem_alloc(p, 2048);            /* slab object */
+	void *obj = slab_alloc(c);                      /* 64 B slab: one page */
+	int local;
+
+	assert_non_null(pg);
+	assert_non_null(blk);
+	assert_non_null(small);
+	assert_non_null(obj);
+	assert_int_equal(mem_pool_check(p), 0);
+	struct mem_pool_stats before = stats(p);
+
+	/* Not live raw pages: interior pointers, the second page of an 8 KiB
+	 * block, slab memory through the page API, foreign memory. */
+	mem_free(p, pg + 64);
+	mem_pool_free_pages(p, pg + 4095);
+	mem_free(p, blk + 4096);
+	mem_pool_free_pages(p, blk + 4096);
+	mem_pool_free_pages(p, small);
+	mem_pool_free_pages(p, obj);
+	mem_pool_free_pages(p, (uint8_t *)obj - ((uintptr_t)obj & 4095));
+	mem_free(p, &local);
+	mem_free(p, NULL);
+	mem_pool_free_pages(p, NULL);
+	struct mem_pool_stats after = stats(p);
+
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(mem_pool_check(p), 0);
+
+	/* Fast push, then a second free of the parked page: rejected. */
+	mem_free(p, pg);
+	assert_int_equal(stats(p).page_bytes_in_use, before.page_bytes_in_use - 4096);
+	assert_int_equal(stats(p).page_cached_bytes, 4096);
+	mem_pool_free_pages(p, pg);
+	mem_free(p, pg);
+	assert_int_equal(stats(p).page_bytes_in_use, before.page_bytes_in_use - 4096);
+	assert_int_equal(mem_pool_check(p), 0);
+
+	/* Fast pop: the same page, live again, freeable once more. */
+	uint8_t *again = mem_pool_alloc_pages(p, 0);
+
+	assert_ptr_equal(again, pg);
+	assert_int_equal(mem_usable_size(p, again), 4096);
+	assert_int_equal(stats(p).page_bytes_in_use, before.page_bytes_in_use);
+	assert_int_equal(stats(p).page_allocs, before.page_allocs + 1);
+	assert_int_equal(mem_pool_check(p), 0);
+	mem_pool_free_pages(p, again);
+
+	/* Blocks that are not order 0 take the general path and still park. */
+	mem_free(p, blk);
+	assert_int_equal(stats(p).page_cached_bytes, 4096 + 8192);
+	assert_int_equal(mem_pool_check(p), 0);
+
+	/* The high water follows the fast pops too. */
+	mem_pool_trim(p);
+	size_t base = stats(p).page_bytes_in_use, hw = stats(p).page_high_water;
+	enum { N = 80 };                                /* > the magazine's 64 */
+	uint8_t *pages[N];
+
+	for (unsigned round = 0; round < 2; round++) {  /* general, then fast */
+		for (unsigned i = 0; i < N; i++) {
+			pages[i] = mem_alloc(p, 4096);
+			assert_non_null(pages[i]);
+			assert_int_equal(mem_usable_size(p, pages[i]), 4096);
+		}
+		assert_int_equal(stats(p).page_bytes_in_use, base + N * 4096);
+		assert_int_equal(stats(p).page_high_water,
+				 (hw > base + N * 4096 ? hw : base + N * 4096));
+		assert_int_equal(mem_pool_check(p), 0);
+		for (unsigned i = 0; i < N; i++)
+			mem_free(p, pages[i]);
+		assert_int_equal(stats(p).page_bytes_in_use, base);
+		assert_int_equal(stats(p).page_cached_bytes, 64 * 4096);
+		assert_int_equal(mem_pool_check(p), 0);
+	}
+	slab_free(c, obj);
+	mem_free(p, small);
+	slab_cache_destroy(c);
+	mem_pool_trim(p);
+	assert_int_equal(stats(p).page_bytes_in_use, 0);
+	assert_int_equal(mem_pool_check(p), 0);
+	mem_pool_destroy(p);
+}
+
 /* Parked blocks never make an allocation fail or the pool grow: before it
  * maps a chunk or gives up, the pool returns them to their buddies. */
 static void test_page_magazine_under_pressure(void **state)
@@ -859,6 +952,7 @@ int main(void)
 		cmocka_unit_test(test_many_chunks),
 		cmocka_unit_test(test_mem_alloc_random),
 		cmocka_unit_test(test_page_magazine),
+		cmocka_unit_test(test_page_fast_path),
 		cmocka_unit_test(test_page_magazine_under_pressure),
 		cmocka_unit_test(test_hugepages_or_fallback),
 		cmocka_unit_test(test_numa_node),

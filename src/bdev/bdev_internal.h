@@ -1,12 +1,16 @@
 /* bdev_internal.h — what bdev.c (the generic queue pair) and the backends share.
  *
  * An I/O moves through a qp like this:
- *   bdev_submit()  validates it and appends it to qp->pend (never touches a backend);
+ *   bdev_submit()  validates it; then, for a backend with start_in_submit whose
+ *                  per-qp state exists, when nothing is queued and fewer than
+ *                  qp->depth are started, starts it at once (uring: fills its
+ *                  SQE; no system call, no callback), else appends it to qp->pend;
  *   bdev_qp_poll() 1. starts queued I/O while fewer than qp->depth are started:
  *                     backend->start() (uring: prepares an SQE; ram: does the copy
  *                     and finishes it onto qp->done);
  *                  2. backend->commit() once per backend that started something
- *                     (uring: one io_uring_submit for the whole batch);
+ *                     since the last poll, here or in bdev_submit (uring: one
+ *                     io_uring_submit for the whole batch);
  *                  3. backend->reap() (uring: CQEs, no syscall), then qp->done;
  *                     each finished I/O gets its callback via bdev_io_done().
  * A backend that needs another round for an I/O (short transfer, -EAGAIN) gives
@@ -62,6 +66,12 @@ struct bdev_backend {
 	int (*reap)(struct bdev_qp *qp, void *state);
 
 	int (*lba_status)(struct bdev *b, uint64_t offset, uint64_t *len, bool *mapped);
+
+	/* start() may also run inside bdev_submit, so possibly inside another
+	 * io's callback, even while this backend's reap() runs. It must be safe
+	 * there (finish io only with bdev_io_done_later, keep reap's state
+	 * consistent around callbacks). Saves the pending queue's round trip. */
+	bool start_in_submit;
 };
 
 extern const struct bdev_backend bdev_uring_backend;
@@ -79,14 +89,29 @@ struct bdev_qp {
 	struct bdev_io *done_head, *done_tail;
 	bool ready[BDEV_BACKEND_MAX]; /* qp_init done for that backend */
 	void *state[BDEV_BACKEND_MAX];
+	unsigned direct_mask;         /* backends (1 << type) that may start in bdev_submit
+	                               * (start_in_submit, ready) */
+	unsigned reap_mask;           /* ready backends with a reap() */
+	unsigned commit_mask;         /* backends that started I/O since their last commit */
+	unsigned fresh;               /* I/O started in bdev_submit since the last poll */
 	struct mem_pool *pool;        /* bdev_qp_set_pool; NULL: none */
 	struct uring_bufs *ubufs;     /* uring's registration of pool (bdev_uring.c) */
 	struct bdev_qp_stats stats;
 };
 
 /* For backends. */
-/* Runs io's callback now with status (only from reap or qp_fini). */
-void bdev_io_done(struct bdev_qp *qp, struct bdev_io *io, int status);
+/* Runs io's callback now with status (only from reap or qp_fini). Inline: it is
+ * on every I/O's path. */
+static inline void bdev_io_done(struct bdev_qp *qp, struct bdev_io *io, int status)
+{
+	qp->started--;
+	qp->stats.completed++;
+	if (status)
+		qp->stats.errors++;
+	io->status = status;
+	io->next = NULL;
+	io->cb(io);
+}
 /* Finishes io from inside start(): its callback runs later in the same poll. */
 void bdev_io_done_later(struct bdev_qp *qp, struct bdev_io *io, int status);
 /* Gives io back to be started again (short transfer, -EAGAIN...). While the qp

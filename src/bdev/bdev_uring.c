@@ -51,11 +51,19 @@
  * sleeping reactor relies on the kernel posting CQEs, and so signalling the
  * eventfd, on its own. SQPOLL when configured (ring_init).
  *
- * System calls: the qp starts everything queued in a poll, then one
- * io_uring_submit for the batch (uring_commit; none at all with SQPOLL while
- * its thread is awake); completions are read from the CQ ring in the poller
- * without entering the kernel (peek + advance). The ring is entered only to
- * submit, and the reactor sleeps in epoll on the ring's eventfd.
+ * System calls: an I/O gets its SQE in bdev_submit when the ring exists and
+ * nothing is queued ahead of it (start_in_submit), else when the poll starts
+ * the queue; each poll then does one io_uring_submit for all SQEs filled since
+ * the last (uring_commit; none at all with SQPOLL while its thread is awake).
+ * Completions are read from the CQ ring in the poller without entering the
+ * kernel (cq_take). The ring is entered only to submit (or to flush an
+ * overflowed CQ), and the reactor sleeps in epoll on the ring's eventfd.
+ *
+ * The common case is short on purpose: a one-segment READ/WRITE (or the one
+ * piece a short transfer left) is one SQE filled by start_piece, its buffer's
+ * table slot found through a per-qp chunk cache (fixed_buf), and a CQE that
+ * moved all of it completes the io at once (complete_one); splits, vectored
+ * I/O, retries and zeroing take the general code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -340,7 +348,18 @@ static void uring_close(struct bdev *b)
  * may be made later, or never). Slot s holds chunk slot[s] (iov_base NULL:
  * free); the pool keeps s + 1 as the chunk's handle, so finding the slot of a
  * buffer is one pool lookup. */
+/* Chunk -> slot cache for fixed_buf, direct-mapped by chunk number (the
+ * chunks a pool maps are mostly consecutive, so they rarely collide). Filled
+ * when the pool registers a chunk, emptied when it unregisters it; a miss
+ * (collision) asks the pool. */
+#define URING_BUF_CACHE 256
+struct uring_buf_cache {
+	uintptr_t key;              /* chunk address / BUDDY_CHUNK_SIZE; 0: empty */
+	unsigned slot;
+};
+
 struct uring_bufs {
+	struct uring_buf_cache cache[URING_BUF_CACHE];
 	struct bdev_qp *qp;
 	struct mem_pool *pool;
 	unsigned reg_id;            /* our hook's id on the pool */
@@ -384,6 +403,33 @@ static void slot_remove(struct uring_bufs *ub, unsigned s)
 	ub->qp->stats.fixed_bufs--;
 }
 
+static uintptr_t chunk_key(const void *p)
+{
+	return (uintptr_t)p / BUDDY_CHUNK_SIZE;
+}
+
+static struct uring_buf_cache *cache_entry(struct uring_bufs *ub, uintptr_t key)
+{
+	return &ub->cache[key % URING_BUF_CACHE];
+}
+
+/* Only whole, aligned chunks are cached: then every byte of one has its key. */
+static void cache_put(struct uring_bufs *ub, const struct iovec *c, unsigned s)
+{
+	if ((uintptr_t)c->iov_base % BUDDY_CHUNK_SIZE || c->iov_len != BUDDY_CHUNK_SIZE)
+		return;
+	uintptr_t key = chunk_key(c->iov_base);
+	*cache_entry(ub, key) = (struct uring_buf_cache){ key, s };
+}
+
+static void cache_drop(struct uring_bufs *ub, unsigned s)
+{
+	uintptr_t key = chunk_key(ub->slot[s].iov_base);
+	struct uring_buf_cache *e = cache_entry(ub, key);
+	if (e->key == key && e->slot == s)
+		*e = (struct uring_buf_cache){ 0, 0 };
+}
+
 /* Pool hook: a chunk was mapped (or the hook added). Never fails: see top. */
 static int bufs_reg(void *ctx, void *addr, size_t len, void **handle)
 {
@@ -395,6 +441,7 @@ static int bufs_reg(void *ctx, void *addr, size_t len, void **handle)
 	ub->slot[s] = (struct iovec){ addr, len };
 	if (ub->ring)
 		slot_install(ub, s);
+	cache_put(ub, &ub->slot[s], s);
 	*handle = (void *)(uintptr_t)(s + 1);
 	return 0;
 }
@@ -407,6 +454,7 @@ static void bufs_unreg(void *ctx, void *handle)
 		return;
 	unsigned s = (unsigned)((uintptr_t)handle - 1);
 	slot_remove(ub, s);
+	cache_drop(ub, s);
 	ub->slot[s] = (struct iovec){ NULL, 0 };
 	ub->free[ub->nfree++] = s;
 }
@@ -501,13 +549,21 @@ void bdev_uring_bufs_detach(struct bdev_qp *qp)
  * otherwise (the caller then uses plain readv/writev). */
 static int fixed_buf(const struct bdev_qp *qp, const void *p, size_t n)
 {
-	const struct uring_bufs *ub = qp->ubufs;
+	struct uring_bufs *ub = qp->ubufs;
 	if (!ub)
 		return -1;
-	void *h = mem_pool_reg_handle_id(ub->pool, ub->reg_id, p);
-	if (!h)
-		return -1;
-	unsigned s = (unsigned)((uintptr_t)h - 1);
+	uintptr_t key = chunk_key(p);
+	const struct uring_buf_cache *e = cache_entry(ub, key);
+	unsigned s;
+	if (e->key == key) {
+		s = e->slot;
+	} else {
+		void *h = mem_pool_reg_handle_id(ub->pool, ub->reg_id, p);
+		if (!h)
+			return -1;
+		s = (unsigned)((uintptr_t)h - 1);
+		cache_put(ub, &ub->slot[s], s);   /* it collided: now it wins */
+	}
 	const struct iovec *c = &ub->slot[s];
 	/* p is in the chunk (that is how h was found); its end must be too. */
 	if (!ub->live[s] || n > (size_t)((const uint8_t *)c->iov_base + c->iov_len -
@@ -798,11 +854,51 @@ static int start_split(struct bdev_qp *qp, struct uring_qp *uq, struct bdev_io *
 	return 1;
 }
 
+/* The common case, short: a READ/WRITE whose rest is one piece (one segment,
+ * or the rest of the one a short transfer stopped in) as one SQE, filled
+ * here; READ_FIXED/WRITE_FIXED when the piece is in an installed chunk. The
+ * same SQE prep_rw makes for it. */
+static int start_piece(struct bdev_qp *qp, struct uring_qp *uq, struct bdev_io *io)
+{
+	const struct uring_bdev *ub = io->bdev->priv;
+	int slot = fixed_slot(uq, ub);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&uq->ring);
+	if (!sqe)
+		return -EBUSY;
+
+	const struct iovec *v = &io->iov[io->iov_idx];
+	uint8_t *p = (uint8_t *)v->iov_base + io->iov_off;
+	unsigned n = (unsigned)(v->iov_len - io->iov_off);
+	int bi = fixed_buf(qp, p, n);
+	bool rd = io->type == BDEV_IO_READ;
+	int op = bi >= 0 ? (rd ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED)
+			 : (rd ? IORING_OP_READ : IORING_OP_WRITE);
+
+	io_uring_prep_rw(op, sqe, slot >= 0 ? slot : ub->fd, p, n, io->offset + io->done_bytes);
+	if (bi >= 0) {
+		sqe->buf_index = (uint16_t)bi;
+		qp->stats.rw_fixed++;
+	} else {
+		qp->stats.rw_plain++;
+	}
+	if (!rd && io->fua)
+		sqe->rw_flags = RWF_DSYNC;
+	if (slot >= 0)
+		sqe->flags = IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, io);
+	uq->inflight++;
+	return 0;
+}
+
 static int uring_start(struct bdev_qp *qp, void *state, struct bdev_io *io)
 {
 	struct uring_qp *uq = state;
 	struct bdev *b = io->bdev;
 	struct uring_bdev *ub = b->priv;
+
+	if ((io->type == BDEV_IO_READ || io->type == BDEV_IO_WRITE) &&
+	    (io->iov_off || io->iovcnt - io->iov_idx == 1))
+		return start_piece(qp, uq, io);
 
 	if (b->is_blockdev && (io->type == BDEV_IO_UNMAP || io->type == BDEV_IO_WRITE_ZEROES)) {
 		int rc = blk_range_ioctl(ub->fd, io->type == BDEV_IO_UNMAP ? BLKDISCARD : BLKZEROOUT,
@@ -876,6 +972,13 @@ static void complete_one(struct bdev_qp *qp, struct bdev_io *io, int res)
 	bool transfer = io->type == BDEV_IO_READ || io->type == BDEV_IO_WRITE ||
 			(io->flags & BDEV_IO_F_ZERO_BY_WRITE);
 
+	if (res > 0 && (uint64_t)res == io->len - io->done_bytes) {
+		/* All of the rest moved (only transfers return a count): done,
+		 * no need to walk iov (nothing reads the progress any more). */
+		io->done_bytes = io->len;
+		bdev_io_done(qp, io, 0);
+		return;
+	}
 	if (res == -EAGAIN || res == -EINTR) {
 		bdev_io_retry(qp, io);
 		return;
@@ -949,26 +1052,54 @@ static void split_done(struct bdev_qp *qp, struct uring_qp *uq, uint64_t ud, int
 		bdev_io_done(qp, io, 0);
 }
 
+struct uring_got {
+	uint64_t ud;
+	int res;
+};
+
+/* Copies up to URING_REAP_BATCH CQEs out of the CQ ring and releases them
+ * (before any callback runs); returns how many. Reads the ring directly: no
+ * system call and no pointer array, except when it is empty and the kernel
+ * has CQEs that overflowed it; liburing's peek then enters the kernel to
+ * flush them (IORING_SQ_CQ_OVERFLOW; the ring takes no TASKRUN flags). */
+static unsigned cq_take(struct io_uring *ring, struct uring_got *got)
+{
+	struct io_uring_cq *cq = &ring->cq;
+	unsigned head = *cq->khead;
+	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
+
+	if (n == 0) {
+		struct io_uring_cqe *cqe;
+		if (!(IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW) ||
+		    io_uring_peek_batch_cqe(ring, &cqe, 1) == 0)
+			return 0;
+		n = io_uring_smp_load_acquire(cq->ktail) - head;
+	}
+	if (n > URING_REAP_BATCH)
+		n = URING_REAP_BATCH;
+	unsigned shift = io_uring_cqe_shift(ring);
+	for (unsigned i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe = &cq->cqes[((head + i) & cq->ring_mask) << shift];
+		got[i].ud = cqe->user_data;
+		got[i].res = cqe->res;
+	}
+	io_uring_smp_store_release(cq->khead, head + n);
+	return n;
+}
+
 static int uring_reap(struct bdev_qp *qp, void *state)
 {
 	struct uring_qp *uq = state;
-	struct io_uring_cqe *cqes[URING_REAP_BATCH];
-	struct { uint64_t ud; int res; } got[URING_REAP_BATCH];
+	struct uring_got got[URING_REAP_BATCH];
 	int total = 0;
 
 	/* SQEs left by a failed submit: try again now. */
 	if (io_uring_sq_ready(&uq->ring))
 		uring_commit(qp, uq);
 	for (;;) {
-		unsigned n = io_uring_peek_batch_cqe(&uq->ring, cqes, URING_REAP_BATCH);
+		unsigned n = cq_take(&uq->ring, got);
 		if (n == 0)
 			break;
-		/* Copy out and release the CQEs before any callback runs. */
-		for (unsigned i = 0; i < n; i++) {
-			got[i].ud = io_uring_cqe_get_data64(cqes[i]);
-			got[i].res = cqes[i]->res;
-		}
-		io_uring_cq_advance(&uq->ring, n);
 		uq->inflight -= n;
 		for (unsigned i = 0; i < n; i++) {
 			if (got[i].ud & URING_SPLIT_TAG)
@@ -1066,4 +1197,5 @@ const struct bdev_backend bdev_uring_backend = {
 	.commit = uring_commit,
 	.reap = uring_reap,
 	.lba_status = uring_lba_status,
+	.start_in_submit = true,
 };

@@ -65,6 +65,7 @@ struct bdev {
 	uint32_t block_size;
 	bool readonly;
 	bool can_unmap;           /* UNMAP supported (hole punching / discard) */
+	bool can_map;             /* bdev_read_map works (ram): reads need no copy */
 	bool direct;              /* uring: O_DIRECT in use */
 	bool is_blockdev;
 	const struct bdev_backend *backend;
@@ -168,6 +169,20 @@ unsigned bdev_qp_inflight(const struct bdev_qp *qp);
  * mapped. ram: page residency (mincore), looking at most 1 GiB ahead per call.
  * -EINVAL if offset >= size. Thread-safe (reads shared state only). */
 int bdev_lba_status(struct bdev *b, uint64_t offset, uint64_t *len, bool *mapped);
+
+/* Zero-copy reads (added for "Data-In sent straight from the backend's
+ * buffer"; bdevs with can_map, today ram): fills iov[0..max) with where the
+ * bytes [offset, offset + len) can be read in place and returns how many
+ * segments that took. Never-written ranges point at a shared read-only region
+ * of zeroes, so nothing is copied and no page becomes allocated. Synchronous,
+ * thread-safe, no qp; the caller only reads the memory. The segments stay
+ * valid while the bdev is open; a WRITE, UNMAP or WRITE_ZEROES of the range
+ * meanwhile changes what they show (old data, new data or zeroes: overlapping
+ * I/O is the initiator's business, as on a disk). -E2BIG when more than max
+ * segments would be needed (read through the qp instead), -EINVAL (range
+ * outside the device, len 0, not multiples of block_size), -EOPNOTSUPP
+ * without can_map. */
+int bdev_read_map(struct bdev *b, uint64_t offset, uint64_t len, struct iovec *iov, int max);
 
 struct bdev_qp_stats {
 	/* accepted by bdev_submit; callbacks run; of which status != 0; polls that

@@ -22,6 +22,7 @@
 #ifndef LICH_SCSI_PR_H
 #define LICH_SCSI_PR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,14 @@ void pr_destroy(struct scsi_pr *pr);
  * (SPC-4 table 67-ish "commands allowed in the presence of reservations", SBC-3
  * table for block commands, plus the SPC-2 RESERVE rules). */
 bool pr_conflict(struct scsi_pr *pr, const struct scsi_task *t);
+/* False when pr_conflict would be false without looking further: no
+ * reservation exists. Inline, for the per-command fast path: the published
+ * view is struct scsi_pr's first member (pr.c asserts it), NULL while nobody
+ * reserves. */
+static inline bool pr_may_conflict(struct scsi_pr *pr)
+{
+	return atomic_load_explicit((_Atomic(void *) *)(void *)pr, memory_order_acquire) != NULL;
+}
 
 /* Execute PERSISTENT RESERVE IN / OUT, RESERVE(6/10), RELEASE(6/10) for t:
  * sets t->status/sense and, for IN, the data (scsi_task_copy_in). The parameter

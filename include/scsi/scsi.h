@@ -19,7 +19,9 @@
  *      result is final — possibly before scsi_task_exec returns (commands that
  *      need no I/O), otherwise later from the bdev completion on this reactor.
  *   3. the transport sends data_in_len bytes from iov[] (Data-In) and the status,
- *      then calls scsi_task_release() to free the buffer.
+ *      then calls scsi_task_release() to free the buffer. iov[] stays valid
+ *      until then, also when it is the backend's memory (data_in_any_mem):
+ *      the task holds its LU, and so the bdev, until release.
  * Residuals are the transport's: it compares exp_xfer_len with the bytes moved.
  * If the initiator sent less data than data_out_len (its EDTL was smaller than
  * the CDB asked for), the transport sets data_out_got and exec fails the command
@@ -147,8 +149,14 @@ struct scsi_task {
 	struct bdev_qp *qp;        /* the reactor's bdev queue pair */
 	void (*done)(struct scsi_task *t);
 	void *priv;                /* the transport's */
+	/* The transport can send Data-In from any readable memory, not only the
+	 * pool's (TCP: yes; iSER: no, its RDMA needs the pool's registration).
+	 * Then READs of a LU whose bdev can_map get iov[] pointing into the
+	 * backend's memory (bdev_read_map): no buffer, no copy. */
+	bool data_in_any_mem;
 
-	/* data buffer: owned by the task between prepare and release */
+	/* data buffer: owned by the task between prepare and release (or, with
+	 * data_in_any_mem, a READ's view of the backend's memory: read only) */
 	struct iovec iov[SCSI_MAX_IOV];
 	int iovcnt;
 	uint32_t buf_len;
@@ -182,6 +190,7 @@ struct scsi_task {
 	uint16_t home;
 	bool owner_fanout;             /* pass every reactor before coming home (ua.c) */
 	bool range_pass;               /* the owner saw no COMPARE AND WRITE range in the way */
+	bool iov_mapped;               /* iov[] is bdev_read_map's, not pool memory */
 	struct {
 		/* storage for the bdev request(s) of this task */
 		char opaque[256] __attribute__((aligned(16)));

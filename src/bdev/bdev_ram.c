@@ -15,9 +15,23 @@
  * written 4 KiB block would otherwise make 2 MiB resident, and both memory use
  * and the provisioning status would lie by that much.
  *
+ * Zero-copy reads (bdev_read_map, can_map): instead of copying, the reader is
+ * given iovecs into the mapping for resident pages and into ram_zeroes, a
+ * static read-only region of zeroes, for the others — the same mincore()
+ * split as the copying read, so a read still never touches (and allocates) a
+ * missing page. The SCSI layer sends Data-In of READs straight from there
+ * (TCP); the memory stays valid while the bdev is open, which the LU's
+ * reference held by the task until its Data-In is written guarantees. A WRITE
+ * or UNMAP of those blocks on another reactor while the Data-In is being sent
+ * makes the read see old data, new data or zeroes (MADV_DONTNEED of a page
+ * being sent: the kernel's copy then reads zeroes, and maps the shared zero
+ * page there — the page then counts as resident, the same window the copying
+ * read has between its mincore() and its memcpy()).
+ *
  * No locks: reactors may copy in and out of the same pages at once; overlapping
  * I/O to the same blocks is the initiator's business, as on a real disk.
- * All work happens in start(), which bdev_qp_poll calls — never in bdev_submit.
+ * All queued work happens in start(), which bdev_qp_poll calls — never in
+ * bdev_submit.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,11 +47,18 @@
 #define RAM_MINCORE_BATCH 256
 /* bdev_lba_status looks at most this far ahead per call. */
 #define RAM_STATUS_SCAN_MAX (1ull << 30)
+/* Mapped reads: a run of missing pages takes one segment per this many bytes
+ * (an 8 MiB read of nothing: 32 segments). */
+#define RAM_ZERO_BYTES (256u << 10)
+
+/* What missing pages read as (const: in .rodata, never written). */
+static const uint8_t ram_zeroes[RAM_ZERO_BYTES] __attribute__((aligned(4096)));
 
 struct ram_bdev {
 	uint8_t *base;
 	uint64_t size;
 	size_t page;
+	uint64_t page_mask;       /* page - 1 */
 };
 
 static int ram_open(struct bdev *b, const struct bdev_opts *opts)
@@ -55,6 +76,7 @@ static int ram_open(struct bdev *b, const struct bdev_opts *opts)
 	if (!rb)
 		return -ENOMEM;
 	rb->page = (size_t)sysconf(_SC_PAGESIZE);
+	rb->page_mask = rb->page - 1;
 	rb->size = size;
 	rb->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -69,6 +91,7 @@ static int ram_open(struct bdev *b, const struct bdev_opts *opts)
 	(void)madvise(rb->base, size, MADV_NOHUGEPAGE);
 	b->size = size;
 	b->can_unmap = !b->readonly;
+	b->can_map = rb->page <= RAM_ZERO_BYTES;
 	b->direct = false;
 	b->is_blockdev = false;
 	b->priv = rb;
@@ -137,6 +160,66 @@ static int ram_read(struct ram_bdev *rb, struct bdev_io *io)
 		}
 	}
 	return 0;
+}
+
+/* Appends [p, p + n) to iov[0..*cnt), merged with the last segment when it
+ * continues it (resident pages are contiguous in the mapping; missing ones
+ * all start at ram_zeroes, up to RAM_ZERO_BYTES). */
+static bool map_append(struct iovec *iov, int *cnt, int max, const uint8_t *p, size_t n,
+		       bool zero)
+{
+	if (*cnt > 0) {
+		struct iovec *last = &iov[*cnt - 1];
+		bool last_zero = last->iov_base == (void *)ram_zeroes;
+		if (zero ? last_zero && last->iov_len + n <= RAM_ZERO_BYTES
+			 : !last_zero && (uint8_t *)last->iov_base + last->iov_len == p) {
+			last->iov_len += n;
+			return true;
+		}
+	}
+	if (*cnt == max)
+		return false;
+	iov[*cnt].iov_base = (void *)p;
+	iov[*cnt].iov_len = n;
+	(*cnt)++;
+	return true;
+}
+
+static int ram_map(struct ram_bdev *rb, uint64_t off, uint64_t len, struct iovec *iov, int max)
+{
+	uint64_t end = off + len;
+	unsigned char vec[RAM_MINCORE_BATCH];
+	int cnt = 0;
+
+	while (off < end) {
+		uint64_t first = off & ~rb->page_mask;
+		uint64_t span = end - first;
+		if (span > (uint64_t)RAM_MINCORE_BATCH * rb->page)
+			span = (uint64_t)RAM_MINCORE_BATCH * rb->page;
+		if (mincore(rb->base + first, span, vec) < 0)
+			return -errno;
+		for (size_t i = 0; off < end && i < RAM_MINCORE_BATCH; i++) {
+			uint64_t page_end = first + (i + 1) * rb->page;
+			size_t n = (size_t)((page_end < end ? page_end : end) - off);
+			bool zero = !(vec[i] & 1);
+			if (!map_append(iov, &cnt, max, zero ? ram_zeroes : rb->base + off, n, zero))
+				return -E2BIG;
+			off += n;
+		}
+	}
+	return cnt;
+}
+
+/* Not behind the backend table: only ram can, and the SCSI layer calls it
+ * per READ, so it is one direct call (bdev.h). */
+int bdev_read_map(struct bdev *b, uint64_t offset, uint64_t len, struct iovec *iov, int max)
+{
+	if (!b->can_map || b->backend != &bdev_ram_backend)
+		return -EOPNOTSUPP;
+	if (len == 0 || offset > b->size || len > b->size - offset ||
+	    ((offset | len) & (b->block_size - 1)) || max <= 0)
+		return -EINVAL;
+	return ram_map(b->priv, offset, len, iov, max);
 }
 
 static bool page_resident(struct ram_bdev *rb, uint64_t off)

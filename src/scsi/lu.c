@@ -195,27 +195,6 @@ unsigned scsi_target_lu_count(const struct scsi_target *t)
 	return t->lu_count;
 }
 
-struct scsi_lu *lu_get(struct scsi_target *t, uint64_t lun)
-{
-	if (!t || lun >= SCSI_MAX_LUNS)
-		return NULL;
-	struct scsi_lu *lu = atomic_load_explicit(&t->lus[lun], memory_order_acquire);
-	if (!lu)
-		return NULL;
-	atomic_fetch_add_explicit(&lu->refs, 1, memory_order_acq_rel);
-	if (atomic_load_explicit(&t->lus[lun], memory_order_acquire) != lu) {
-		lu_put(lu);          /* deleted meanwhile */
-		return NULL;
-	}
-	return lu;
-}
-
-void lu_put(struct scsi_lu *lu)
-{
-	if (lu)
-		atomic_fetch_sub_explicit(&lu->refs, 1, memory_order_acq_rel);
-}
-
 /* Calls fn for every LU of t, holding a reference on it meanwhile. */
 void target_lu_walk(struct scsi_target *t, void (*fn)(struct scsi_lu *lu, void *arg), void *arg)
 {
@@ -297,6 +276,7 @@ int scsi_target_add_lu(struct scsi_target *t, const struct scsi_lu_opts *o)
 	lu->lbppbe = 0;
 	lu->readonly = o->readonly || b->readonly;
 	lu->thin = b->can_unmap;
+	lu->map_reads = b->can_map;
 	lu->default_wce = o->write_cache;
 	lu->stats = o->stats;
 	make_naa(lu, h1, h2);

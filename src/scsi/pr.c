@@ -22,6 +22,7 @@
  * conflict (only RESERVE/RELEASE, which pr_reserve/pr_release decide
  * themselves), so a view exists only while a reservation does.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -48,6 +49,11 @@ enum {
 	OP_SECURITY_PROTOCOL_IN = 0xa2, OP_MAINTENANCE_IN = 0xa3, OP_READ_12 = 0xa8,
 	OP_SERVICE_ACTION_IN_12 = 0xab, OP_VERIFY_12 = 0xaf, OP_READ_DEFECT_12 = 0xb7,
 };
+
+/* pr_may_conflict (pr.h) reads the view as the first member. */
+static_assert(offsetof(struct scsi_pr, view) == 0 &&
+	      sizeof(((struct scsi_pr *)0)->view) == sizeof(_Atomic(void *)),
+	      "pr_may_conflict reads struct scsi_pr's view");
 
 /* ---- small helpers ---- */
 

@@ -18,6 +18,12 @@
  *
  * An aborted task starts no new I/O: when its I/O completes it ends with TASK
  * ABORTED status (the transport discards the response).
+ *
+ * READ on a bdev that can_map (ram), for a transport that sends Data-In from
+ * any memory (t->data_in_any_mem: TCP), takes no buffer: exec points iov[]
+ * at the backend's memory (bdev_read_map) and finishes without I/O; a range
+ * that needs more than SCSI_MAX_IOV segments gets a buffer then and is read
+ * as usual. The task holds its LU (and so the bdev) until release.
  */
 #include <assert.h>
 #include <errno.h>
@@ -185,7 +191,8 @@ static int check_writable(struct scsi_task *t)
 
 /* LBA and transfer length of the read/write/verify families; *len_byte is
  * where the length field starts (for the sense field pointer). */
-static void decode_lba_len(const uint8_t *cdb, uint64_t *lba, uint64_t *n, uint16_t *len_byte)
+static inline __attribute__((always_inline))
+void decode_lba_len(const uint8_t *cdb, uint64_t *lba, uint64_t *n, uint16_t *len_byte)
 {
 	switch (cdb[0] >> 5) {
 	case 0:                                   /* 6-byte */
@@ -361,7 +368,17 @@ int sbc_rw_prepare(struct scsi_task *t)
 		rc = check_writable(t);
 	if (rc != SCSI_TASK_EXEC || n == 0)
 		return SCSI_TASK_DONE;
-	return setup_transfer(t, lba, n, n * t->lu->block_size, len_byte, write);
+	uint64_t len = n * t->lu->block_size;
+	if (!write && t->data_in_any_mem && t->lu->map_reads) {
+		/* rw_start maps the blocks (bdev_read_map) instead of reading
+		 * them into a buffer: none is allocated here. */
+		if (len > SCSI_MAX_XFER)
+			return fail_invalid_cdb(t, len_byte, -1);
+		t->lba = lba;
+		t->nblocks = (uint32_t)n;
+		return SCSI_TASK_EXEC;
+	}
+	return setup_transfer(t, lba, n, len, len_byte, write);
 }
 
 /* Writes that also need the range read (WRITE AND VERIFY reads it back,
@@ -594,7 +611,8 @@ static void submit(struct scsi_task *t, enum bdev_io_type type, uint64_t lba, ui
 	struct bdev_io *io = &x->bio;
 	uint32_t bs = t->lu->block_size;
 
-	memset(io, 0, sizeof(*io));
+	/* Every field the caller owns is set (bdev_submit resets the backend's);
+	 * status/sense cleared for fail_io when bdev_submit refuses io. */
 	io->bdev = t->lu->bdev;
 	io->type = type;
 	io->fua = fua;
@@ -604,6 +622,8 @@ static void submit(struct scsi_task *t, enum bdev_io_type type, uint64_t lba, ui
 	io->iovcnt = iovcnt;
 	io->cb = io_done;
 	io->ctx = t;
+	io->status = 0;
+	io->sense = 0;
 	x->step = step;
 	t->state = SCSI_TS_IO;
 	int rc = t->qp ? bdev_submit(t->qp, io) : -ENODEV;
@@ -703,6 +723,40 @@ static bool data_iov(struct scsi_task *t, struct iovec **iov, int *cnt)
 	return true;
 }
 
+/* range_wait_if_busy's first test, inline: no COMPARE AND WRITE range is
+ * held on the LU (the common case) costs one load. */
+static inline bool caw_maybe_busy(const struct scsi_task *t)
+{
+	return atomic_load_explicit(&t->lu->caw_active, memory_order_acquire) != 0;
+}
+
+/* A READ prepared without a buffer (data_in_any_mem, map_reads): iov[] gets
+ * the backend's own memory and the task ends here, no copy, no I/O. When the
+ * bdev cannot map the range (more segments than iov[] holds: a fragmented
+ * mix of written and never-written pages) a buffer is allocated now and the
+ * caller reads into it as usual (true). */
+static bool read_mapped(struct scsi_task *t)
+{
+	uint32_t bs = t->lu->block_size;
+	uint64_t len = (uint64_t)t->nblocks * bs;
+	int n = bdev_read_map(t->lu->bdev, t->lba * bs, len, t->iov, SCSI_MAX_IOV);
+
+	if (n > 0) {
+		t->iovcnt = n;
+		t->iov_mapped = true;
+		t->buf_len = (uint32_t)len;
+		t->data_in_len = (uint32_t)len;
+		sbc_finish(t);
+		return false;
+	}
+	if (task_buf_alloc(t, (uint32_t)len, true) < 0) {
+		t->status = SAM_STAT_BUSY;
+		sbc_finish(t);
+		return false;
+	}
+	return true;
+}
+
 static void rw_start(struct scsi_task *t)
 {
 	struct iovec *iov;
@@ -711,12 +765,15 @@ static void rw_start(struct scsi_task *t)
 	if (is_write_opcode(t->cdb[0])) {
 		if (!trim_to_received(t))
 			return;
-		if (range_wait_if_busy(t->lu, t->lba, t->nblocks, t) || !data_iov(t, &iov, &cnt))
+		if ((caw_maybe_busy(t) && range_wait_if_busy(t->lu, t->lba, t->nblocks, t)) ||
+		    !data_iov(t, &iov, &cnt))
 			return;
 		submit(t, BDEV_IO_WRITE, t->lba, t->nblocks, iov, cnt, write_fua(t), write_done);
 		return;
 	}
-	if (range_wait_if_busy(t->lu, t->lba, t->nblocks, t))
+	if (caw_maybe_busy(t) && range_wait_if_busy(t->lu, t->lba, t->nblocks, t))
+		return;
+	if (t->iovcnt == 0 && !read_mapped(t))
 		return;
 	submit(t, BDEV_IO_READ, t->lba, t->nblocks, t->iov, t->iovcnt, false, read_done);
 }

@@ -98,6 +98,7 @@ struct scsi_lu {
 	uint8_t lbppbe;              /* logical blocks per physical block exponent */
 	bool readonly;               /* configured (or the bdev is) */
 	bool thin;                   /* bdev can unmap: LBPME, UNMAP, WRITE SAME UNMAP */
+	bool map_reads;              /* bdev can_map: READs without a buffer (sbc.c) */
 	bool default_wce;
 
 	char vendor[9], product[17], revision[5];
@@ -245,8 +246,28 @@ unsigned sense_fixed_to_desc(const uint8_t *fixed, unsigned len, uint8_t *buf);
 
 /* ---- LUs, unit attentions, ranges (lu.c) ---- */
 
-struct scsi_lu *lu_get(struct scsi_target *t, uint64_t lun);   /* takes a ref */
-void lu_put(struct scsi_lu *lu);
+/* The LU of lun with a reference taken, or NULL. Inline: once per command. */
+static inline struct scsi_lu *lu_get(struct scsi_target *t, uint64_t lun)
+{
+	if (!t || lun >= SCSI_MAX_LUNS)
+		return NULL;
+	struct scsi_lu *lu = atomic_load_explicit(&t->lus[lun], memory_order_acquire);
+	if (!lu)
+		return NULL;
+	atomic_fetch_add_explicit(&lu->refs, 1, memory_order_acq_rel);
+	if (atomic_load_explicit(&t->lus[lun], memory_order_acquire) != lu) {
+		/* deleted meanwhile */
+		atomic_fetch_sub_explicit(&lu->refs, 1, memory_order_acq_rel);
+		return NULL;
+	}
+	return lu;
+}
+
+static inline void lu_put(struct scsi_lu *lu)
+{
+	if (lu)
+		atomic_fetch_sub_explicit(&lu->refs, 1, memory_order_acq_rel);
+}
 /* Calls fn for every LU of t, holding a reference on it meanwhile. */
 void target_lu_walk(struct scsi_target *t, void (*fn)(struct scsi_lu *lu, void *arg), void *arg);
 /* A nexus detached (arg): its SPC-2 reservation on lu ends (on the owner). */

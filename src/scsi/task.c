@@ -174,6 +174,14 @@ static void build_index(void)
 			cdb_bytes_mask[n][i] = 0xff;
 }
 
+/* Built before main (and so before any task): prepare then looks opcodes up
+ * without a pthread_once per command. scsi_cmd_find keeps the once for
+ * callers that might run earlier. */
+__attribute__((constructor)) static void index_ctor(void)
+{
+	pthread_once(&index_once, build_index);
+}
+
 const struct scsi_cmd *scsi_cmd_table(unsigned *n)
 {
 	*n = NCMDS;
@@ -217,12 +225,11 @@ const struct scsi_cmd *scsi_cmd_find(const struct scsi_lu *lu, uint8_t opcode, u
 
 /* ---- buffers ---- */
 
-int task_buf_alloc(struct scsi_task *t, uint32_t len, bool io)
+/* task_buf_alloc() past its one-page case; t's buffer is freed, len > 0. */
+static __attribute__((noinline)) int task_buf_alloc_segs(struct scsi_task *t, uint32_t len,
+							 bool io)
 {
-	task_buf_free(t);
-	if (len == 0)
-		return 0;
-	if (!t->pool || (len + SCSI_SEG_BYTES - 1) / SCSI_SEG_BYTES > SCSI_MAX_IOV)
+	if ((len + SCSI_SEG_BYTES - 1) / SCSI_SEG_BYTES > SCSI_MAX_IOV)
 		return -ENOMEM;
 	uint32_t off = 0;
 	while (off < len) {
@@ -244,8 +251,33 @@ int task_buf_alloc(struct scsi_task *t, uint32_t len, bool io)
 	return 0;
 }
 
+int task_buf_alloc(struct scsi_task *t, uint32_t len, bool io)
+{
+	task_buf_free(t);
+	if (len == 0)
+		return 0;
+	if (!t->pool)
+		return -ENOMEM;
+	/* One page (every 4 KiB I/O): what the segment loop would do, without
+	 * it (and the pool's page fast path). */
+	if (len == 4096 || (io && len < 4096)) {
+		void *p = mem_pool_alloc_pages(t->pool, 0);
+		if (!p)
+			return -ENOMEM;
+		t->iov[0].iov_base = p;
+		t->iov[0].iov_len = len;
+		t->iovcnt = 1;
+		t->buf_len = len;
+		return 0;
+	}
+	return task_buf_alloc_segs(t, len, io);
+}
+
 void task_buf_free(struct scsi_task *t)
 {
+	if (t->iov_mapped)           /* the backend's memory: nothing to free */
+		t->iovcnt = 0;
+	t->iov_mapped = false;
 	for (int i = 0; i < t->iovcnt; i++)
 		mem_free(t->pool, t->iov[i].iov_base);
 	t->iovcnt = 0;
@@ -306,14 +338,28 @@ static_assert(offsetof(struct scsi_task, iov) < offsetof(struct scsi_task, iovcn
 	      offsetof(struct scsi_task, wait_next) < offsetof(struct scsi_task, io),
 	      "struct scsi_task layout changed: update scsi_task_init");
 
+/* memset of a small constant size as pieces of at most 64 bytes, which gcc
+ * turns into a few vector stores (one memset of more becomes a rep stos,
+ * which costs an instruction per 8 bytes). */
+static inline __attribute__((always_inline)) void zero_small(void *p, size_t n)
+{
+	char *c = p;
+	while (n > 64) {
+		memset(c, 0, 64);
+		c += 64;
+		n -= 64;
+	}
+	memset(c, 0, n);
+}
+
 void scsi_task_init(struct scsi_task *t)
 {
 	/* Everything but the (large) iov array and bdev request storage, which are
 	 * only read after being written. */
-	memset(t, 0, offsetof(struct scsi_task, iov));
+	zero_small(t, offsetof(struct scsi_task, iov));
 	t->iovcnt = 0;
 	t->buf_len = 0;
-	memset(&t->data_out_len, 0, offsetof(struct scsi_task, io) - offsetof(struct scsi_task, data_out_len));
+	zero_small(&t->data_out_len, offsetof(struct scsi_task, io) - offsetof(struct scsi_task, data_out_len));
 	t->state = SCSI_TS_INIT;
 }
 
@@ -334,11 +380,19 @@ static int prepare_done(struct scsi_task *t)
 	return SCSI_TASK_DONE;
 }
 
+/* Whether t's nexus may have a unit attention queued (ua.c's count): one
+ * load in the common case where it has none. */
+static inline bool ua_maybe_pending(const struct scsi_task *t)
+{
+	const struct nexus_state *st = t->nexus ? t->nexus->scsi_priv : NULL;
+	return st && st->pending;
+}
+
 /* Reports a pending unit attention; true if the command ends here. */
 static bool report_ua(struct scsi_task *t)
 {
 	uint8_t asc, ascq;
-	if (!lu_ua_take(t->lu, t->nexus, &asc, &ascq))
+	if (!ua_maybe_pending(t) || !lu_ua_take(t->lu, t->nexus, &asc, &ascq))
 		return false;
 	scsi_task_set_sense(t, SK_UNIT_ATTENTION, asc, ascq);
 	/* LUICLR (Extended INQUIRY page): REPORTED LUNS DATA HAS CHANGED is
@@ -354,7 +408,10 @@ static bool check_cdb_bits(struct scsi_task *t, const struct scsi_cmd *c)
 	uint8_t usage[16];
 	uint64_t cdb_w[2], use_w[2], mask_w[2];
 
-	scsi_cmd_usage(t->lu, c, usage);
+	if (c->flags & CMD_WS_UNMAP)
+		scsi_cmd_usage(t->lu, c, usage);
+	else
+		memcpy(usage, c->usage, 16);
 	/* Common case, all bits valid: two words, no loop (index built by the
 	 * scsi_cmd_find() that found c; cdb_len <= 16 as usage[] is). */
 	memcpy(cdb_w, t->cdb, 16);
@@ -386,8 +443,11 @@ int scsi_task_prepare(struct scsi_task *t)
 	t->lu = lu_get(t->target, t->lun);
 
 	uint8_t op = t->cdb[0];
-	bool known;
-	const struct scsi_cmd *c = scsi_cmd_find(t->lu, op, t->cdb[1], &known);
+	/* READ, WRITE and the other single-entry opcodes: one load. */
+	const struct scsi_cmd *c = opcode_only[op];
+	bool known = c != NULL;
+	if (!c)
+		c = scsi_cmd_find(t->lu, op, t->cdb[1], &known);
 
 	if (!t->lu && !(c && (c->flags & CMD_NO_LU))) {
 		scsi_task_set_sense(t, SK_ILLEGAL_REQUEST, ASC_LU_NOT_SUPPORTED);
@@ -413,7 +473,7 @@ int scsi_task_prepare(struct scsi_task *t)
 	}
 	if (!check_cdb_bits(t, c))
 		return prepare_done(t);
-	if (t->lu && t->lu->pr && pr_conflict(t->lu->pr, t)) {
+	if (t->lu && t->lu->pr && pr_may_conflict(t->lu->pr) && pr_conflict(t->lu->pr, t)) {
 		t->status = SAM_STAT_RESERVATION_CONFLICT;
 		return prepare_done(t);
 	}
@@ -473,8 +533,10 @@ void scsi_task_release(struct scsi_task *t)
 	}
 	if (t->state == SCSI_TS_RELEASED)
 		return;
-	sbc_aux_free(t);
-	task_buf_free(t);
+	if (t->scsi_priv)
+		sbc_aux_free(t);
+	if (t->iovcnt)
+		task_buf_free(t);
 	lu_put(t->lu);
 	t->lu = NULL;
 	t->state = SCSI_TS_RELEASED;

@@ -28,6 +28,7 @@ struct env {
 	struct bdev *bdev[4];
 	struct scsi_target *tgt;
 	struct scsi_nexus n1, n2;
+	bool any_mem;              /* tasks get data_in_any_mem (TCP-like transport) */
 };
 
 static struct env E;
@@ -73,6 +74,7 @@ static int run_cmd(struct scsi_task *t, struct scsi_nexus *n, uint64_t lun, cons
 	t->done = on_done;
 	done_count = 0;
 	t->priv = &done_count;
+	t->data_in_any_mem = E.any_mem;
 	t->exp_xfer_len = dlen;
 	int rc = scsi_task_prepare(t);
 	if (rc != SCSI_TASK_EXEC)
@@ -112,6 +114,7 @@ struct result {
 	uint8_t sense_len;
 	uint32_t len;
 	uint8_t *data;             /* malloc'ed copy of Data-In (len bytes) */
+	bool mapped;               /* Data-In was the bdev's memory (bdev_read_map) */
 };
 
 static struct result cmdn(struct scsi_nexus *n, uint64_t lun, const uint8_t *cdb, unsigned cdblen,
@@ -131,6 +134,7 @@ static struct result cmdn(struct scsi_nexus *n, uint64_t lun, const uint8_t *cdb
 		r.ascq = t->sense[13];
 	}
 	r.len = t->data_in_len;
+	r.mapped = t->iov_mapped;
 	r.data = calloc(1, r.len + 1);
 	uint32_t off = 0;
 	for (int i = 0; i < t->iovcnt && off < r.len; i++) {

@@ -783,6 +783,91 @@ static void test_no_buffer_leak(void **state)
 	free(b);
 }
 
+/* READs with data_in_any_mem on a ram LU: iov[] is the bdev's memory
+ * (written pages in place, never-written ones as zeroes that stay
+ * unallocated), no pool buffer; a read too fragmented for iov[] falls back to
+ * a buffer and a read through the qp. LUN 0: 512-byte blocks. */
+static void test_read_mapped(void **state)
+{
+	(void)state;
+	enum { PGB = 4096 / BS };                       /* blocks per page */
+	uint8_t *d = malloc(2100 * BS), *want = calloc(1, 2100 * BS);
+	struct mem_pool_stats s1, s2;
+	struct result r;
+
+	/* start from deallocated ranges (earlier tests wrote LUN 0) */
+	uint8_t p[8 + 16 * 3];
+	uint64_t lbas[3] = { 0, 4000, 6000 };
+	uint32_t ns[3] = { 32, 64, 2048 };
+	assert_good(unmap(0, p, unmap_list(p, lbas, ns, 3), 0));
+	E.any_mem = true;
+	/* unaligned mix: blocks 8..15 (page 1) written, read 5..28 */
+	fill(d, 8 * BS, 77);
+	assert_good(write10(0, 8, 8, d, 8 * BS));
+	mem_pool_get_stats(E.pool, &s1);
+	r = read10(0, 5, 24);
+	assert_int_equal(r.status, SAM_STAT_GOOD);
+	assert_true(r.mapped);
+	memcpy(want + 3 * BS, d, 8 * BS);
+	assert_memory_equal(r.data, want, 24 * BS);
+	free_result(&r);
+	mem_pool_get_stats(E.pool, &s2);
+	assert_int_equal(s1.page_bytes_in_use, s2.page_bytes_in_use);
+
+	/* never written: zeroes, still unallocated (GET LBA STATUS) */
+	r = read10(0, 4000, 64);
+	assert_int_equal(r.status, SAM_STAT_GOOD);
+	assert_true(r.mapped);
+	memset(want, 0, 64 * BS);
+	assert_memory_equal(r.data, want, 64 * BS);
+	free_result(&r);
+	uint8_t c[16];
+	cdb16(c, 0x9e, 0x12, 4000, 24);
+	r = cmdn(&E.n1, 0, c, 16, NULL, 0);
+	assert_int_equal(r.status, SAM_STAT_GOOD);
+	assert_int_equal(be64(r.data + 8), 4000);
+	assert_true(be32(r.data + 16) >= 64);
+	assert_int_equal(r.data[8 + 12] & 0x0f, 1);     /* deallocated */
+	free_result(&r);
+
+	/* every other page of 2048 blocks written: 256 segments, more than
+	 * iov[] holds: the copying read */
+	memset(want, 0, 2048 * BS);
+	for (unsigned pg = 0; pg < 2048 / PGB; pg += 2) {
+		fill(d, PGB * BS, pg + 1);
+		assert_good(write10(0, 6000 + pg * PGB, PGB, d, PGB * BS));
+		memcpy(want + pg * PGB * BS, d, PGB * BS);
+	}
+	r = read10(0, 6000, 2048);
+	assert_int_equal(r.status, SAM_STAT_GOOD);
+	assert_false(r.mapped);
+	assert_memory_equal(r.data, want, 2048 * BS);
+	free_result(&r);
+	/* 64 segments of it still map */
+	r = read10(0, 6000, 64 * PGB);
+	assert_true(r.mapped);
+	assert_memory_equal(r.data, want, 64 * PGB * BS);
+	free_result(&r);
+
+	/* after UNMAP of page 1: zeroes there */
+	uint64_t lba = 8;
+	uint32_t n = 8;
+	assert_good(unmap(0, p, unmap_list(p, &lba, &n, 1), 0));
+	r = read10(0, 5, 24);
+	assert_true(r.mapped);
+	memset(want, 0, 24 * BS);
+	assert_memory_equal(r.data, want, 24 * BS);
+	free_result(&r);
+
+	/* without data_in_any_mem: a pool buffer as before */
+	E.any_mem = false;
+	r = read10(0, 6000, 8);
+	assert_false(r.mapped);
+	free_result(&r);
+	free(d);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -801,6 +886,7 @@ int main(void)
 		cmocka_unit_test(test_orwrite),
 		cmocka_unit_test(test_misc_block_commands),
 		cmocka_unit_test(test_no_buffer_leak),
+		cmocka_unit_test(test_read_mapped),
 	};
 	return cmocka_run_group_tests(tests, env_setup, env_teardown);
 }

@@ -4,8 +4,9 @@
  * (readiness of sockets, eventfds of io_uring/RDMA channels, its signalfd if it is
  * reactor 0), a list of pollers (function + arg, called every turn, returning >0
  * when they did work), a timer set, a memory pool, and one incoming SPSC ring from
- * every reactor (including one from itself for deferred calls) plus one from
- * non-reactor threads (the main thread before start, used only at setup).
+ * every other reactor (its deferred calls to itself wait in a local FIFO) plus
+ * one from non-reactor threads (the main thread before start, used only at
+ * setup).
  *
  * A turn: run pollers, drain rings, run due timers, then epoll_wait with a timeout
  * that depends on the poll mode:
@@ -118,7 +119,9 @@ int reactor_defer(ring_fn fn, void *a, void *b);
 struct timer *reactor_timer_add(struct reactor *r, uint64_t delay_us,
 				uint64_t period_us, timer_fn fn, void *arg);
 void reactor_timer_cancel(struct reactor *r, struct timer *t);
-/* Cached at the start of each turn. */
+/* Cached once per turn, right after the wait for events: fresh for event
+ * callbacks, behind by at most those callbacks for what runs before the next
+ * wait (pollers, messages, timers). */
 uint64_t reactor_now_us(const struct reactor *r);
 
 int reactor_stop_hook_add(struct reactor *r, stop_fn fn, void *arg);

@@ -7,7 +7,12 @@
  * once more; a sender looks at that flag after pushing and writes the eventfd
  * only if it is set. One of the two always sees the other (Dekker pattern with
  * a full fence on each side), so no wakeup is lost and none is paid for while
- * the receiver is awake.
+ * the receiver is awake. A reactor's calls to itself (reactor_defer) skip the
+ * rings: a plain array FIFO that only its own thread touches.
+ *
+ * Per turn, what costs nothing when idle stays off the path: the timer set is
+ * looked at only once its cached earliest deadline is due, and the ring from
+ * non-reactor threads (setup only) only when a sender flagged it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -79,12 +84,23 @@ struct reactor {
 	bool hooks_dirty;
 	bool hooks_done;
 	struct outq *out;	/* [to]: overflow of ring [id][to] */
+	/* Calls to this reactor from itself (reactor_defer, reactor_send to
+	 * self): only this thread touches them, so a plain array FIFO instead of
+	 * the self ring's atomics. Overflow goes to out[id] like any ring's. */
+	struct ring_msg *dq;
+	uint32_t dq_head, dq_tail, dq_mask;
+	struct spsc_ring **in;	/* rings [from][id] of the other reactors */
+	unsigned nin;
 	unsigned out_busy;	/* non-empty lists in out[] */
 	struct spsc_ring *ext;	/* from non-reactor threads; producers hold ext_lock */
 	struct outq ext_q;	/* overflow of ext, also under ext_lock */
+	_Atomic bool ext_sent;	/* something was sent to ext or ext_q since the last look */
 	pthread_mutex_t ext_lock;
 	uint64_t now;
 	uint64_t last_work;
+	/* No timer is due before this (the earliest deadline, or earlier when a
+	 * timer was cancelled since): the turn skips the timer set until then. */
+	uint64_t timer_next;
 	struct epoll_event evs[MAX_EVENTS];
 	int nevs, ev_pos;	/* batch being dispatched, for reactor_event_del */
 	struct {
@@ -100,7 +116,7 @@ static struct {
 	unsigned nsetup;		/* reactors whose setup began (teardown undoes them) */
 	enum poll_mode mode;
 	struct reactor *r;
-	struct spsc_ring **rings;	/* [from * n + to]; [i * n + i] is reactor_defer's */
+	struct spsc_ring **rings;	/* [from * n + to]; [i * n + i] unused (dq) */
 	_Atomic bool stopping;
 	_Atomic unsigned hooks_done;	/* reactors whose stop hooks all returned true */
 	void (*reload_fn)(void *arg);
@@ -120,6 +136,11 @@ static __thread struct reactor *tls_self;
 static struct spsc_ring *ring_of(unsigned from, unsigned to)
 {
 	return g.rings[from * g.n + to];
+}
+
+static bool dq_full(const struct reactor *r)
+{
+	return r->dq_tail - r->dq_head > r->dq_mask;
 }
 
 /* Only the owner writes its counters (others may read them): a plain load and
@@ -196,6 +217,26 @@ static unsigned outq_flush(struct outq *q, struct spsc_ring *ring)
 	return n;
 }
 
+/* outq_flush() for a reactor's overflow to itself: into its dq. */
+static unsigned outq_flush_self(struct reactor *r, struct outq *q)
+{
+	unsigned n = 0;
+
+	while (q->head && !dq_full(r)) {
+		struct ovf_node *node = q->head;
+
+		r->dq[r->dq_tail++ & r->dq_mask] = node->m;
+		q->head = node->next;
+		free(node);
+		n++;
+	}
+	if (!q->head) {
+		q->tail = NULL;
+		atomic_store(&q->pending, false);
+	}
+	return n;
+}
+
 static unsigned outq_free(struct outq *q)
 {
 	unsigned n = 0;
@@ -220,10 +261,16 @@ static int send_from(struct reactor *self, unsigned to, const struct ring_msg *m
 	int rc;
 
 	/* Behind a non-empty overflow list a direct push would overtake it. */
-	if (was_empty && spsc_ring_push(ring_of(self->id, to), m) == 0) {
-		if (to != self->id)
+	if (was_empty) {
+		if (to == self->id) {
+			if (!dq_full(self)) {
+				self->dq[self->dq_tail++ & self->dq_mask] = *m;
+				return 0;
+			}
+		} else if (spsc_ring_push(ring_of(self->id, to), m) == 0) {
 			wake(&g.r[to]);
-		return 0;
+			return 0;
+		}
 	}
 	rc = outq_append(q, m);
 	if (rc == 0 && was_empty)
@@ -265,8 +312,11 @@ int reactor_send_ext(unsigned to, ring_fn fn, void *a, void *b)
 	if (t->ext_q.head || spsc_ring_push(t->ext, &m) != 0)
 		rc = outq_append(&t->ext_q, &m);
 	pthread_mutex_unlock(&t->ext_lock);
-	if (rc == 0)
+	if (rc == 0) {
+		/* After the push: a receiver that sees the flag sees the message. */
+		atomic_store(&t->ext_sent, true);
 		wake(t);
+	}
 	return rc;
 }
 
@@ -280,9 +330,13 @@ static unsigned flush_out(struct reactor *r)
 
 		if (!q->head)
 			continue;
-		k = outq_flush(q, ring_of(r->id, to));
-		if (k && to != r->id)
-			wake(&g.r[to]);
+		if (to == r->id) {
+			k = outq_flush_self(r, q);
+		} else {
+			k = outq_flush(q, ring_of(r->id, to));
+			if (k)
+				wake(&g.r[to]);
+		}
 		if (!q->head)
 			r->out_busy--;
 		moved += k;
@@ -302,33 +356,61 @@ static unsigned drain_ring(struct spsc_ring *ring)
 	return n;
 }
 
+/* Like drain_ring: what was queued when it starts (RING_BURST at most), so a
+ * call deferring itself waits for the next turn. */
+static unsigned drain_self(struct reactor *r)
+{
+	uint32_t end = r->dq_tail;
+	unsigned n;
+
+	if (end - r->dq_head > RING_BURST)
+		end = r->dq_head + RING_BURST;
+	n = end - r->dq_head;
+	while (r->dq_head != end) {
+		struct ring_msg m = r->dq[r->dq_head & r->dq_mask];
+
+		r->dq_head++;
+		m.fn(m.a, m.b);
+	}
+	return n;
+}
+
 static unsigned drain(struct reactor *r)
 {
-	unsigned n = 0;
+	unsigned n = drain_self(r);
 
-	for (unsigned from = 0; from < g.n; from++)
-		n += drain_ring(ring_of(from, r->id));
-	n += drain_ring(r->ext);
-	/* An ext sender may never send again to flush its overflow, so the
-	 * receiver moves it; holding the lock makes it the ring's one producer. */
-	if (atomic_load(&r->ext_q.pending)) {
-		pthread_mutex_lock(&r->ext_lock);
-		outq_flush(&r->ext_q, r->ext);
-		pthread_mutex_unlock(&r->ext_lock);
+	for (unsigned i = 0; i < r->nin; i++)
+		n += drain_ring(r->in[i]);
+	/* The ext ring is for setup: looked at only when flagged, so a turn on
+	 * the I/O path does not pay for it. */
+	if (atomic_load_explicit(&r->ext_sent, memory_order_relaxed) &&
+	    atomic_exchange(&r->ext_sent, false)) {
+		n += drain_ring(r->ext);
+		/* An ext sender may never send again to flush its overflow, so
+		 * the receiver moves it; holding the lock makes it the ring's one
+		 * producer. What is left is looked at again next turn. */
+		if (atomic_load(&r->ext_q.pending)) {
+			pthread_mutex_lock(&r->ext_lock);
+			outq_flush(&r->ext_q, r->ext);
+			pthread_mutex_unlock(&r->ext_lock);
+		}
+		if (spsc_ring_count(r->ext) || atomic_load(&r->ext_q.pending))
+			atomic_store(&r->ext_sent, true);
 	}
-	stat_add(&r->st.msgs, n);
+	if (n)
+		stat_add(&r->st.msgs, n);
 	return n;
 }
 
 /* Overflow flags before rings: outq_flush clears a flag after its pushes. */
 static bool has_input(struct reactor *r)
 {
-	if (atomic_load(&r->ext_q.pending))
+	if (r->dq_tail != r->dq_head || atomic_load(&r->ext_sent))
 		return true;
-	for (unsigned from = 0; from < g.n; from++)
-		if (spsc_ring_count(ring_of(from, r->id)))
+	for (unsigned i = 0; i < r->nin; i++)
+		if (spsc_ring_count(r->in[i]))
 			return true;
-	return spsc_ring_count(r->ext) != 0;
+	return false;
 }
 
 /* Nothing left to run here, nor to deliver from here. */
@@ -509,7 +591,7 @@ static int pick_timeout(struct reactor *r, bool worked)
 		return 0;
 	if (g.mode == POLL_ADAPTIVE && r->now - r->last_work < ADAPTIVE_SPIN_US)
 		return 0;
-	next = timer_set_next(r->timers);
+	next = r->timer_next;
 	if (next <= r->now)
 		return 0;
 	if (next == UINT64_MAX)
@@ -549,11 +631,17 @@ static void turn(struct reactor *r)
 	unsigned work;
 	int timeout, n;
 
-	r->now = clock_now_us();
+	/* r->now was read after the last wait (one clock read per turn): what
+	 * runs before the next wait sees time stand still for at most the event
+	 * callbacks in between, so a timer fires late by at most that, never
+	 * early. */
 	work = flush_out(r);
 	work += run_pollers(r);
 	work += drain(r);
-	work += timer_set_run(r->timers, r->now);
+	if (r->now >= r->timer_next) {
+		work += timer_set_run(r->timers, r->now);
+		r->timer_next = timer_set_next(r->timers);
+	}
 
 	timeout = pick_timeout(r, work > 0);
 	n = epoll_wait(r->epfd, r->evs, MAX_EVENTS, timeout);
@@ -565,9 +653,9 @@ static void turn(struct reactor *r)
 	if (timeout != 0) {
 		atomic_store_explicit(&r->sleeping, false, memory_order_relaxed);
 		stat_add(&r->st.sleeps, 1);
-		/* The wait may have been long; callbacks below start timers from now. */
-		r->now = clock_now_us();
 	}
+	/* The wait may have been long; callbacks below start timers from now. */
+	r->now = clock_now_us();
 	dispatch(r, n);
 
 	if (work || n) {
@@ -687,8 +775,14 @@ static int reactor_setup(struct reactor *r, unsigned id, const struct reactor_op
 	r->timers = timer_set_create();
 	r->out = calloc(g.n, sizeof(*r->out));
 	r->ext = spsc_ring_create(ring_size);
-	if (!r->timers || !r->out || !r->ext)
+	r->dq = calloc(ring_size, sizeof(*r->dq));
+	r->dq_mask = ring_size - 1;
+	r->in = calloc(g.n, sizeof(*r->in));
+	if (!r->timers || !r->out || !r->ext || !r->dq || !r->in)
 		return -ENOMEM;
+	for (unsigned from = 0; from < g.n; from++)
+		if (from != id)
+			r->in[r->nin++] = ring_of(from, id);
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (r->epfd < 0)
 		return -errno;
@@ -732,6 +826,9 @@ static void teardown(void)
 			for (unsigned to = 0; to < g.n; to++)
 				lost += outq_free(&r->out[to]);
 		free(r->out);
+		lost += r->dq_tail - r->dq_head;
+		free(r->dq);
+		free(r->in);
 		lost += outq_free(&r->ext_q);
 		if (r->ext)
 			lost += spsc_ring_count(r->ext);
@@ -910,9 +1007,13 @@ int poll_mode_parse(const char *s, enum poll_mode *out)
 struct timer *reactor_timer_add(struct reactor *r, uint64_t delay_us,
 				uint64_t period_us, timer_fn fn, void *arg)
 {
-	return timer_add(r->timers, r->now, delay_us, period_us, fn, arg);
+	struct timer *t = timer_add(r->timers, r->now, delay_us, period_us, fn, arg);
+
+	r->timer_next = timer_set_next(r->timers);
+	return t;
 }
 
+/* timer_next stays as it is: at worst one turn looks at the timer set early. */
 void reactor_timer_cancel(struct reactor *r, struct timer *t)
 {
 	timer_cancel(r->timers, t);

@@ -62,23 +62,6 @@ static bool opcode_has_no_data(uint8_t op)
 	       op == ISCSI_OP_SNACK;
 }
 
-static int check_scsi_cmd(const uint8_t *bhs, uint32_t dlen)
-{
-	uint8_t flags = bhs[BHS_FLAGS];
-	bool write = flags & ISCSI_CMD_WRITE;
-
-	/* Immediate data, or unsolicited Data-Out announced by F=0, only make
-	 * sense for a command that writes (RFC 7143 §11.3.1, §4.2.5.2). */
-	if (dlen && !write)
-		return ISCSI_REJECT_INVALID_PDU_FIELD;
-	if (!(flags & ISCSI_FLAG_FINAL) && !write)
-		return ISCSI_REJECT_INVALID_PDU_FIELD;
-	/* Immediate data is part of the expected transfer, never beyond it. */
-	if (dlen > get_be32(bhs + BHS_EDTL))
-		return ISCSI_REJECT_INVALID_PDU_FIELD;
-	return 0;
-}
-
 static int check_login(const uint8_t *bhs)
 {
 	uint8_t f = bhs[BHS_FLAGS];
@@ -93,25 +76,53 @@ static int check_login(const uint8_t *bhs)
 	return 0;
 }
 
+/* The ITT field is all ones: no byte order needed to compare. */
+static bool itt_reserved(const uint8_t *bhs)
+{
+	uint32_t v;
+
+	memcpy(&v, bhs + BHS_ITT, sizeof(v));
+	return v == ITT_RESERVED;
+}
+
+/* SCSI Command: the whole check, in straight lines (the I/O path). */
+static int check_scsi_cmd(const uint8_t *bhs, uint32_t dlen)
+{
+	uint8_t flags = bhs[BHS_FLAGS];
+
+	if (itt_reserved(bhs))
+		return ISCSI_REJECT_INVALID_PDU_FIELD;
+	/* Immediate data, or unsolicited Data-Out announced by F=0, only make
+	 * sense for a command that writes (RFC 7143 §11.3.1, §4.2.5.2). */
+	if (!(flags & ISCSI_CMD_WRITE))
+		return dlen || !(flags & ISCSI_FLAG_FINAL) ? ISCSI_REJECT_INVALID_PDU_FIELD : 0;
+	/* Immediate data is part of the expected transfer, never beyond it. */
+	return dlen > get_be32(bhs + BHS_EDTL) ? ISCSI_REJECT_INVALID_PDU_FIELD : 0;
+}
+
 int iscsi_pdu_check_header(const uint8_t *bhs, uint32_t max_data)
 {
 	uint8_t op = bhs_opcode(bhs);
 	uint32_t dlen = bhs_data_len(bhs);
-	uint32_t itt = bhs_itt(bhs);
+	uint32_t itt;
 
 	/* Framing: a data segment beyond what we declared we can receive is a
 	 * protocol error (RFC 7143 §13.12); whatever follows cannot be trusted to
 	 * be a PDU boundary, so the connection goes. */
 	if (dlen > max_data)
 		return -EPROTO;
+	/* The two opcodes of the I/O path first, each checked whole. */
+	if (op == ISCSI_OP_SCSI_CMD)
+		return check_scsi_cmd(bhs, dlen);
+	if (op == ISCSI_OP_DATA_OUT)    /* no AHS; a real ITT */
+		return bhs[BHS_AHSLEN] || itt_reserved(bhs) ? ISCSI_REJECT_INVALID_PDU_FIELD : 0;
+	itt = bhs_itt(bhs);
 
 	switch (op) {
 	case ISCSI_OP_NOP_OUT:
-	case ISCSI_OP_SCSI_CMD:
 	case ISCSI_OP_TMF_REQ:
 	case ISCSI_OP_LOGIN_REQ:
 	case ISCSI_OP_TEXT_REQ:
-	case ISCSI_OP_DATA_OUT:
 	case ISCSI_OP_LOGOUT_REQ:
 	case ISCSI_OP_SNACK:
 		break;
@@ -125,7 +136,7 @@ int iscsi_pdu_check_header(const uint8_t *bhs, uint32_t max_data)
 	}
 
 	/* Only the SCSI Command defines AHS (extended CDB, bidi read length). */
-	if (bhs[BHS_AHSLEN] && op != ISCSI_OP_SCSI_CMD)
+	if (bhs[BHS_AHSLEN])
 		return ISCSI_REJECT_INVALID_PDU_FIELD;
 	if (dlen && opcode_has_no_data(op))
 		return ISCSI_REJECT_INVALID_PDU_FIELD;
@@ -137,8 +148,6 @@ int iscsi_pdu_check_header(const uint8_t *bhs, uint32_t max_data)
 		return ISCSI_REJECT_INVALID_PDU_FIELD;
 
 	switch (op) {
-	case ISCSI_OP_SCSI_CMD:
-		return check_scsi_cmd(bhs, dlen);
 	case ISCSI_OP_LOGIN_REQ:
 		return check_login(bhs);
 	case ISCSI_OP_TEXT_REQ:

@@ -3,9 +3,13 @@
  * Receive: a small state machine reads BHS → (check header) → AHS → header
  * digest → data + padding → data digest into the PDU, through a 64 KiB staging
  * buffer so that many small PDUs cost one recv(); a large data segment is read
- * straight into its PDU buffer with readv([rest of the segment, staging]). The
- * staging buffer comes from the pool for one readiness event only, so an idle
- * connection costs its tcp_conn and the engine's conn, nothing more.
+ * straight into its PDU buffer with readv([rest of the segment, staging]). A
+ * header that lies whole in the staging buffer is checked there and copied
+ * once, into its PDU; only one that came in pieces is assembled in tc->bhs. A
+ * read shorter than asked means the socket is empty: no second read just to
+ * hear EAGAIN. The staging buffer is the reactor thread's one spare, lent for
+ * one readiness event only (see rx_spare), so an idle connection costs its
+ * tcp_conn and the engine's conn, nothing more.
  * Zero copy: once a header is checked, the engine is asked where the data goes
  * (iscsi_conn_data_dest); a Data-Out it takes as it is is read into the task
  * buffer's segments, one piece each, then its padding, and the data digest is
@@ -14,9 +18,11 @@
  * Each readiness event reads at most RX_BUDGET bytes so one busy connection
  * cannot starve the others (epoll is level triggered: the rest comes next turn).
  *
- * Send: PDUs queue on the connection; a flush gathers as many as fit into one
- * writev (BHS, AHS, digest, data segments, padding, digest per PDU), resuming
- * a partly written PDU at its byte offset. Flushes happen at the end of a
+ * Send: PDUs queue on the connection; a flush lays as many as fit straight
+ * into one writev's iovecs (BHS, AHS, digest, data segments, padding, digest
+ * per PDU), noting each PDU's wire length for handing back what was written,
+ * and resumes a partly written PDU at its byte offset. PDUs queued while a
+ * flush hands written ones back (tx_done) go out with that same flush. Flushes happen at the end of a
  * receive event (answers to what was just read go out together) or once per
  * reactor turn (reactor_defer) for PDUs queued from elsewhere (bdev
  * completions). EPOLLOUT is asked for only while something is left unwritten,
@@ -48,6 +54,7 @@
 #define RX_BUDGET      (4u << 20)
 #define RX_DIRECT_MIN  4096u          /* read pieces this big straight in */
 #define TX_IOV_MAX     128
+#define PDU_IOV_MAX    9              /* BHS, AHS, digest, 4 data, pad, digest */
 #define TX_BATCH_BYTES (1u << 20)
 
 #define RX_IOV_MAX     8              /* task buffer pieces per data segment */
@@ -63,6 +70,7 @@ struct tcp_conn {
 	bool failed;                       /* we reported a failure upward */
 	bool flush_queued;                 /* a deferred flush is pending */
 	bool in_rx;                        /* inside the receive loop */
+	bool in_flush;                     /* inside flush() (tx_done may send) */
 
 	/* receive */
 	uint8_t *rbuf;
@@ -88,6 +96,7 @@ static const uint8_t zero_pad[4];
 
 static int tcp_send(struct xport_conn *xc, struct iscsi_pdu *pdu);
 static void tcp_close(struct xport_conn *xc);
+static void rx_conn_gone(struct tcp_conn *tc);
 
 static const struct xport_ops tcp_ops = {
 	.name = "tcp",
@@ -110,8 +119,7 @@ static void free_conn(void *a, void *b)
 	struct tcp_conn *tc = a;
 
 	(void)b;
-	if (tc->rbuf)
-		mem_free(tc->xc.pool, tc->rbuf);
+	rx_conn_gone(tc);
 	mem_free(tc->xc.pool, tc);
 }
 
@@ -154,53 +162,54 @@ static void tx_prepare(struct tcp_conn *tc, struct iscsi_pdu *p)
 	}
 }
 
-/* Wire layout of p as iovecs; returns the count (at most 12). */
-static int pdu_iov(const struct tcp_conn *tc, struct iscsi_pdu *p, struct iovec *iov,
-		   size_t *total)
+/* Wire layout of p as iovecs, written straight into iov (room for
+ * PDU_IOV_MAX); returns the count and the PDU's length on the wire. The
+ * common PDU (no AHS, no digests) takes the first branch. */
+static inline int pdu_iov(const struct tcp_conn *tc, struct iscsi_pdu *p,
+			  struct iovec *iov, uint32_t *wire_len)
 {
 	uint32_t pad = ISCSI_PAD(p->data_len) - p->data_len;
-	int n = 0;
+	uint32_t total = ISCSI_BHS_LEN;
+	int n = 1;
 
-	*total = 0;
-#define ADD(b, l) do { if (l) { iov[n].iov_base = (void *)(b); iov[n].iov_len = (l); \
-			*total += (l); n++; } } while (0)
-	ADD(p->bhs, ISCSI_BHS_LEN);
-	ADD(p->ahs, p->ahs_len);
-	if (tc->xc.header_digest)
-		ADD(&p->hdr_digest, ISCSI_DIGEST_LEN);
-	if (p->data_len) {
-		if (p->data_iovcnt > 0)
-			for (int i = 0; i < p->data_iovcnt && i < 4; i++)
-				ADD(p->data_iov[i].iov_base, p->data_iov[i].iov_len);
-		else
-			ADD(p->data, p->data_len);
-		ADD(zero_pad, pad);
-		if (tc->xc.data_digest)
-			ADD(&p->data_digest, ISCSI_DIGEST_LEN);
-	}
-#undef ADD
-	return n;
-}
-
-/* The bytes pdu_iov() lays out for p, without laying them out: flush() asks
- * this of every PDU written. */
-static size_t pdu_wire_len(const struct tcp_conn *tc, const struct iscsi_pdu *p)
-{
-	size_t total = ISCSI_BHS_LEN + p->ahs_len;
-
-	if (tc->xc.header_digest)
-		total += ISCSI_DIGEST_LEN;
-	if (p->data_len) {
-		if (p->data_iovcnt > 0)
-			for (int i = 0; i < p->data_iovcnt && i < 4; i++)
-				total += p->data_iov[i].iov_len;
-		else
-			total += p->data_len;
-		total += ISCSI_PAD(p->data_len) - p->data_len;
-		if (tc->xc.data_digest)
+	iov[0].iov_base = p->bhs;
+	iov[0].iov_len = ISCSI_BHS_LEN;
+	if (__builtin_expect(p->ahs_len || tc->xc.header_digest, 0)) {
+		if (p->ahs_len) {
+			iov[n].iov_base = p->ahs;
+			iov[n++].iov_len = p->ahs_len;
+			total += p->ahs_len;
+		}
+		if (tc->xc.header_digest) {
+			iov[n].iov_base = &p->hdr_digest;
+			iov[n++].iov_len = ISCSI_DIGEST_LEN;
 			total += ISCSI_DIGEST_LEN;
+		}
 	}
-	return total;
+	if (p->data_len) {
+		if (p->data_iovcnt > 0) {
+			for (int i = 0; i < p->data_iovcnt && i < 4; i++) {
+				iov[n] = p->data_iov[i];
+				total += (uint32_t)iov[n++].iov_len;
+			}
+		} else {
+			iov[n].iov_base = p->data;
+			iov[n++].iov_len = p->data_len;
+			total += p->data_len;
+		}
+		if (pad) {
+			iov[n].iov_base = (void *)zero_pad;
+			iov[n++].iov_len = pad;
+			total += pad;
+		}
+		if (tc->xc.data_digest) {
+			iov[n].iov_base = &p->data_digest;
+			iov[n++].iov_len = ISCSI_DIGEST_LEN;
+			total += ISCSI_DIGEST_LEN;
+		}
+	}
+	*wire_len = total;
+	return n;
 }
 
 /* The PDU at the head is written: hand it back to the engine. */
@@ -212,83 +221,113 @@ static void tx_pop(struct tcp_conn *tc)
 	if (!tc->tx_head)
 		tc->tx_tail = NULL;
 	p->next = NULL;
-	tc->tx_off = 0;
 	if (tc->xc.conn)
 		iscsi_conn_tx_done(tc->xc.conn, p);
 }
 
-/* Gathers queued PDUs into iov from the current write position. */
-static int tx_gather(struct tcp_conn *tc, struct iovec *iov, size_t *batch)
+/* What one writev carries: the iovecs, and the wire length of each PDU in
+ * it (so that what was written is handed back without laying it out again). */
+struct tx_batch {
+	struct iovec iov[TX_IOV_MAX];
+	uint32_t len[TX_IOV_MAX];
+	int cnt, npdu;
+	size_t bytes;
+};
+
+/* The head PDU, partly written: laid out aside, then cut at tx_off. */
+static void tx_gather_rest(struct tcp_conn *tc, struct tx_batch *b)
 {
+	struct iovec piov[PDU_IOV_MAX];
 	size_t skip = tc->tx_off;
-	int cnt = 0;
+	int k = pdu_iov(tc, tc->tx_head, piov, &b->len[0]);
 
-	*batch = 0;
-	for (struct iscsi_pdu *p = tc->tx_head; p && *batch < TX_BATCH_BYTES; p = p->next) {
-		struct iovec piov[12];
-		size_t total;
-		int k;
-
-		if (p != tc->tx_head || tc->tx_off == 0)
-			tx_prepare(tc, p);
-		k = pdu_iov(tc, p, piov, &total);
-		if (cnt + k > TX_IOV_MAX)
-			break;
-		for (int i = 0; i < k; i++) {
-			if (skip >= piov[i].iov_len) {
-				skip -= piov[i].iov_len;
-				continue;
-			}
-			iov[cnt].iov_base = (uint8_t *)piov[i].iov_base + skip;
-			iov[cnt].iov_len = piov[i].iov_len - skip;
-			*batch += iov[cnt].iov_len;
-			cnt++;
-			skip = 0;
+	for (int i = 0; i < k; i++) {
+		if (skip >= piov[i].iov_len) {
+			skip -= piov[i].iov_len;
+			continue;
 		}
+		b->iov[b->cnt].iov_base = (uint8_t *)piov[i].iov_base + skip;
+		b->iov[b->cnt].iov_len = piov[i].iov_len - skip;
+		b->bytes += b->iov[b->cnt++].iov_len;
+		skip = 0;
+	}
+	b->npdu = 1;
+}
+
+/* Lays queued PDUs out into b from the current write position. */
+static void tx_gather(struct tcp_conn *tc, struct tx_batch *b)
+{
+	struct iscsi_pdu *p = tc->tx_head;
+	bool digests = tc->xc.header_digest || tc->xc.data_digest;
+
+	b->cnt = b->npdu = 0;
+	b->bytes = 0;
+	if (tc->tx_off) {
+		/* Its digests were computed when it started going out. */
+		tx_gather_rest(tc, b);
+		if (bhs_opcode(p->bhs) == ISCSI_OP_LOGIN_RSP)
+			return;
+		p = p->next;
+	}
+	for (; p && b->bytes < TX_BATCH_BYTES && b->cnt <= TX_IOV_MAX - PDU_IOV_MAX;
+	     p = p->next) {
+		uint32_t len;
+
+		if (digests)
+			tx_prepare(tc, p);
+		b->cnt += pdu_iov(tc, p, b->iov + b->cnt, &len);
+		b->len[b->npdu++] = len;
+		b->bytes += len;
 		/* Digests may switch once a Login Response is out: the PDUs
 		 * behind it are laid out in a later batch. */
 		if (bhs_opcode(p->bhs) == ISCSI_OP_LOGIN_RSP)
 			break;
 	}
-	return cnt;
 }
 
+/* An empty queue means EPOLLOUT is off already: only a flush that empties
+ * the queue turns it off, and it does so before it returns. */
 static void flush(struct tcp_conn *tc)
 {
+	if (!tc->tx_head || tc->in_flush)
+		return;         /* a flush below us goes on with what was queued */
+	tc->in_flush = true;
 	while (tc->tx_head && !tc->closed && !tc->failed) {
-		struct iovec iov[TX_IOV_MAX];
-		size_t batch, done;
-		int cnt = tx_gather(tc, iov, &batch);
-		ssize_t n = writev(tc->fd, iov, cnt);
+		struct tx_batch b;
+		size_t done;
+		ssize_t n;
 
+		tx_gather(tc, &b);
+		n = writev(tc->fd, b.iov, b.cnt);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				set_events(tc, EPOLLIN | EPOLLOUT);
-				return;
-			}
-			fail(tc, -errno);
+			else
+				fail(tc, -errno);
+			tc->in_flush = false;
 			return;
 		}
-		/* Hand back what is complete; remember where the rest starts. */
+		/* Hand back what is complete; remember where the rest starts.
+		 * tx_done may queue more (appended behind the batch) or close. */
 		done = (size_t)n + tc->tx_off;
 		tc->tx_off = 0;
-		while (tc->tx_head && !tc->closed) {
-			size_t total = pdu_wire_len(tc, tc->tx_head);
-
-			if (done < total) {
+		for (int i = 0; i < b.npdu && !tc->closed; i++) {
+			if (done < b.len[i]) {
 				tc->tx_off = done;
 				break;
 			}
-			done -= total;
+			done -= b.len[i];
 			tx_pop(tc);
 		}
-		if (tc->tx_head && (size_t)n < batch) {
+		if ((size_t)n < b.bytes && tc->tx_head) {
 			set_events(tc, EPOLLIN | EPOLLOUT);
+			tc->in_flush = false;
 			return;
 		}
 	}
+	tc->in_flush = false;
 	if (!tc->tx_head && !tc->closed && !tc->failed)
 		set_events(tc, EPOLLIN);
 }
@@ -315,7 +354,9 @@ static int tcp_send(struct xport_conn *xc, struct iscsi_pdu *pdu)
 	else
 		tc->tx_head = pdu;
 	tc->tx_tail = pdu;
-	if (tc->in_rx || tc->flush_queued)
+	/* Flushed at the end of the receive loop, by the flush running now, or
+	 * once this turn's other work is done. */
+	if (tc->in_rx || tc->in_flush || tc->flush_queued)
 		return 0;
 	tc->flush_queued = true;
 	if (reactor_defer(deferred_flush, tc, NULL)) {
@@ -362,6 +403,49 @@ static void tcp_close(struct xport_conn *xc)
 
 /* ---- receive ---- */
 
+/* The staging buffer of a reactor thread: lent to the connection that is
+ * reading, taken back when that connection leaves it empty (always, unless its
+ * read budget ran out mid-buffer). So a busy reactor does not allocate one per
+ * readiness event, and idle connections hold none. Freed with the thread's
+ * last connection. */
+static __thread struct {
+	uint8_t *buf;                      /* NULL while lent out or never made */
+	struct mem_pool *pool;
+	unsigned conns;                    /* tcp_conns alive on this thread */
+} rx_spare;
+
+static uint8_t *rbuf_take(struct tcp_conn *tc)
+{
+	uint8_t *b = rx_spare.buf;
+
+	if (b && rx_spare.pool == tc->xc.pool) {
+		rx_spare.buf = NULL;
+		return b;
+	}
+	return mem_alloc(tc->xc.pool, RBUF_SIZE);
+}
+
+static void rbuf_give_back(struct tcp_conn *tc)
+{
+	if (!rx_spare.buf && rx_spare.conns) {
+		rx_spare.buf = tc->rbuf;
+		rx_spare.pool = tc->xc.pool;
+	} else {
+		mem_free(tc->xc.pool, tc->rbuf);
+	}
+	tc->rbuf = NULL;
+}
+
+static void rx_conn_gone(struct tcp_conn *tc)
+{
+	if (tc->rbuf)
+		rbuf_give_back(tc);
+	if (--rx_spare.conns == 0 && rx_spare.buf) {
+		mem_free(rx_spare.pool, rx_spare.buf);
+		rx_spare.buf = NULL;
+	}
+}
+
 static void rx_expect(struct tcp_conn *tc, enum rx_state rs, void *dst, uint32_t need)
 {
 	tc->rs = rs;
@@ -384,10 +468,6 @@ static void rx_after_header(struct tcp_conn *tc)
 {
 	struct iscsi_pdu *p = tc->pdu;
 
-	if (p->data_len == 0) {
-		rx_deliver(tc);
-		return;
-	}
 	/* Data the engine takes as it is (Data-Out) lands in the task buffer:
 	 * no copy, and no receive buffer to allocate. */
 	if (tc->rx_status == 0) {
@@ -412,8 +492,48 @@ static void rx_after_ahs(struct tcp_conn *tc)
 {
 	if (tc->xc.header_digest)
 		rx_expect(tc, RX_HDIG, tc->dig, ISCSI_DIGEST_LEN);
-	else
+	else if (tc->pdu->data_len)
 		rx_after_header(tc);
+	else
+		rx_deliver(tc);
+}
+
+/* A whole BHS at bhs (the staging buffer, or tc->bhs when it came in
+ * pieces): check it, make its PDU, decide what comes next. A header without
+ * AHS, digest or data (a READ command) is delivered right here. */
+static void rx_header(struct tcp_conn *tc, const uint8_t *bhs)
+{
+	struct iscsi_pdu *p;
+	int rc;
+
+	/* Nothing in the header is trusted before this check; the data length
+	 * is bounded by what we declared, never by the header. */
+	rc = iscsi_pdu_check_header(bhs, tc->xc.max_recv_dsl);
+	if (rc < 0) {
+		log_info("tcp: %s: malformed PDU header (opcode 0x%02x, data length "
+			 "%u): closing", tc->xc.peer_addr, bhs_opcode(bhs), bhs_data_len(bhs));
+		fail(tc, -EPROTO);
+		return;
+	}
+	p = tc->pdu = iscsi_pdu_alloc(tc->xc.conn);
+	if (!p) {
+		fail(tc, -ENOMEM);
+		return;
+	}
+	memcpy(p->bhs, bhs, ISCSI_BHS_LEN);
+	p->data_len = bhs_data_len(bhs);
+	p->ahs_len = bhs_ahs_len(bhs);
+	tc->rx_status = rc;
+	if (__builtin_expect(p->ahs_len == 0, 1)) {
+		rx_after_ahs(tc);
+		return;
+	}
+	p->ahs = mem_alloc(tc->xc.pool, p->ahs_len);
+	if (!p->ahs) {
+		fail(tc, -ENOMEM);
+		return;
+	}
+	rx_expect(tc, RX_AHS, p->ahs, p->ahs_len);
 }
 
 /* A piece is complete: decide what comes next. */
@@ -421,39 +541,10 @@ static void rx_piece_done(struct tcp_conn *tc)
 {
 	struct iscsi_pdu *p = tc->pdu;
 	uint32_t crc;
-	int rc;
 
 	switch (tc->rs) {
 	case RX_BHS:
-		/* Nothing in the header is trusted before this check; the data
-		 * length is bounded by what we declared, never by the header. */
-		rc = iscsi_pdu_check_header(tc->bhs, tc->xc.max_recv_dsl);
-		if (rc < 0) {
-			log_info("tcp: %s: malformed PDU header (opcode 0x%02x, data length "
-				 "%u): closing", tc->xc.peer_addr, bhs_opcode(tc->bhs),
-				 bhs_data_len(tc->bhs));
-			fail(tc, -EPROTO);
-			return;
-		}
-		p = tc->pdu = iscsi_pdu_alloc(tc->xc.conn);
-		if (!p) {
-			fail(tc, -ENOMEM);
-			return;
-		}
-		memcpy(p->bhs, tc->bhs, ISCSI_BHS_LEN);
-		p->data_len = bhs_data_len(p->bhs);
-		p->ahs_len = bhs_ahs_len(p->bhs);
-		tc->rx_status = rc;
-		if (p->ahs_len) {
-			p->ahs = mem_alloc(tc->xc.pool, p->ahs_len);
-			if (!p->ahs) {
-				fail(tc, -ENOMEM);
-				return;
-			}
-			rx_expect(tc, RX_AHS, p->ahs, p->ahs_len);
-			return;
-		}
-		rx_after_ahs(tc);
+		rx_header(tc, tc->bhs);
 		return;
 	case RX_AHS:
 		rx_after_ahs(tc);
@@ -468,7 +559,10 @@ static void rx_piece_done(struct tcp_conn *tc)
 			fail(tc, -EBADMSG);
 			return;
 		}
-		rx_after_header(tc);
+		if (p->data_len)
+			rx_after_header(tc);
+		else
+			rx_deliver(tc);
 		return;
 	case RX_DATA:
 		if (p->rx_placed) {
@@ -513,16 +607,38 @@ static bool rx_alive(const struct tcp_conn *tc)
 	return !tc->closed && !tc->failed;
 }
 
+/* Consumes what the staging buffer holds. A BHS that is there whole is
+ * parsed where it lies; anything else is copied piece by piece. */
+static void rx_consume(struct tcp_conn *tc)
+{
+	while (tc->rpos < tc->rlen && rx_alive(tc)) {
+		uint32_t avail = tc->rlen - tc->rpos;
+		uint32_t n = tc->need - tc->got;
+
+		if (tc->rs == RX_BHS && tc->got == 0 && avail >= ISCSI_BHS_LEN) {
+			tc->rpos += ISCSI_BHS_LEN;
+			rx_header(tc, tc->rbuf + tc->rpos - ISCSI_BHS_LEN);
+			continue;
+		}
+		if (n > avail)
+			n = avail;
+		memcpy(tc->dst + tc->got, tc->rbuf + tc->rpos, n);
+		tc->rpos += n;
+		tc->got += n;
+		if (tc->got == tc->need)
+			rx_piece_done(tc);
+	}
+}
+
 static void rx(struct tcp_conn *tc)
 {
 	uint32_t budget = RX_BUDGET;
 
-	/* The staging buffer is only needed while reading: an idle connection
-	 * holds none (a thousand idle sessions would pin 64 MiB otherwise). The
+	/* The staging buffer is only held while reading (see rx_spare). The
 	 * loop below leaves it empty when it stops (everything read is consumed
-	 * before the next read), so it goes back to the pool at the end. */
+	 * before the next read), so it goes back at the end. */
 	if (!tc->rbuf) {
-		tc->rbuf = mem_alloc(tc->xc.pool, RBUF_SIZE);
+		tc->rbuf = rbuf_take(tc);
 		if (!tc->rbuf) {
 			fail(tc, -ENOMEM);
 			return;
@@ -530,30 +646,21 @@ static void rx(struct tcp_conn *tc)
 	}
 	tc->in_rx = true;
 	while (rx_alive(tc)) {
-		/* Consume what the staging buffer holds. */
-		while (tc->rpos < tc->rlen && rx_alive(tc)) {
-			uint32_t n = tc->need - tc->got;
-
-			if (n > tc->rlen - tc->rpos)
-				n = tc->rlen - tc->rpos;
-			memcpy(tc->dst + tc->got, tc->rbuf + tc->rpos, n);
-			tc->rpos += n;
-			tc->got += n;
-			if (tc->got == tc->need)
-				rx_piece_done(tc);
-		}
+		rx_consume(tc);
 		if (!rx_alive(tc) || budget == 0)
 			break;
 		tc->rpos = tc->rlen = 0;
 
 		struct iovec iov[2];
 		uint32_t direct = tc->need - tc->got;
+		size_t want = RBUF_SIZE;
 		int cnt = 0;
 		ssize_t n;
 
 		if (direct >= RX_DIRECT_MIN) {
 			iov[cnt].iov_base = tc->dst + tc->got;
 			iov[cnt++].iov_len = direct;
+			want += direct;
 		} else {
 			direct = 0;
 		}
@@ -582,12 +689,17 @@ static void rx(struct tcp_conn *tc)
 		} else {
 			tc->rlen = (uint32_t)n;
 		}
+		/* A short read emptied the socket: no second read just to hear
+		 * EAGAIN (epoll is level triggered, more data is a new event). */
+		if ((size_t)n < want) {
+			rx_consume(tc);
+			break;
+		}
 	}
 	tc->in_rx = false;
 	if (tc->rpos == tc->rlen || !rx_alive(tc)) {
-		mem_free(tc->xc.pool, tc->rbuf);
-		tc->rbuf = NULL;
 		tc->rpos = tc->rlen = 0;
+		rbuf_give_back(tc);
 	}
 	if (!tc->closed)
 		flush(tc);
@@ -657,6 +769,7 @@ int tcp_conn_adopt(struct reactor *r, int fd)
 		rc = -ENOMEM;
 		goto fail;
 	}
+	rx_spare.conns++;           /* from here on it goes through free_conn */
 	rc = reactor_event_add(r, &tc->ev, EPOLLIN);
 	if (rc) {
 		/* The engine owns a conn now: let it tear down through close(). */

@@ -75,7 +75,11 @@ void ctl_lu_stats_each(void (*fn)(const struct ctl_lu_stats *s, void *arg), void
 void ctl_lu_stats_sum(const struct ctl_lu_stats *s, struct ctl_lu_sum *out);
 
 /* READ/WRITE family from the opcode; everything else is OTHER. */
-enum ctl_io_kind ctl_cdb_kind(uint8_t opcode);
+extern const uint8_t ctl_cdb_kinds[256];
+static inline enum ctl_io_kind ctl_cdb_kind(uint8_t opcode)
+{
+	return (enum ctl_io_kind)ctl_cdb_kinds[opcode];
+}
 /* Bucket of a latency in microseconds. */
 static inline unsigned ctl_lat_bucket(uint64_t us)
 {

@@ -146,6 +146,9 @@ struct iscsi_pdu {
 	 * iscsi_conn_data_dest; data is NULL). The PDU pins that task until it is
 	 * freed, so its buffer cannot go while the transport still writes to it. */
 	bool rx_placed;
+	/* tx: the PDU lives inside its task (iscsi_task.pdu_inline), not in the
+	 * PDU cache; freeing it only makes it available to the task again. */
+	bool in_task;
 	/* rx, RDMA transports (iSER, RFC 7145 §9.2): the initiator's buffers the
 	 * iSER header of a SCSI Command named; not valid on TCP. */
 	struct iscsi_rdma_ref rdma_in;     /* Read STag/VA: Data-In is written there */

@@ -112,19 +112,16 @@ void ctl_lu_stats_sum(const struct ctl_lu_stats *s, struct ctl_lu_sum *out)
 	}
 }
 
-enum ctl_io_kind ctl_cdb_kind(uint8_t opcode)
-{
-	switch (opcode) {
-	case 0x08: case 0x28: case 0xa8: case 0x88:          /* READ 6/10/12/16 */
-		return CTL_IO_READ;
-	case 0x0a: case 0x2a: case 0xaa: case 0x8a:          /* WRITE 6/10/12/16 */
-	case 0x2e: case 0xae: case 0x8e:                     /* WRITE AND VERIFY */
-	case 0x89:                                           /* COMPARE AND WRITE */
-		return CTL_IO_WRITE;
-	default:
-		return CTL_IO_OTHER;
-	}
-}
+/* Every opcode not named here is CTL_IO_OTHER (0). */
+const uint8_t ctl_cdb_kinds[256] = {
+	[0x08] = CTL_IO_READ, [0x28] = CTL_IO_READ,           /* READ 6/10/12/16 */
+	[0xa8] = CTL_IO_READ, [0x88] = CTL_IO_READ,
+	[0x0a] = CTL_IO_WRITE, [0x2a] = CTL_IO_WRITE,         /* WRITE 6/10/12/16 */
+	[0xaa] = CTL_IO_WRITE, [0x8a] = CTL_IO_WRITE,
+	[0x2e] = CTL_IO_WRITE, [0xae] = CTL_IO_WRITE,         /* WRITE AND VERIFY */
+	[0x8e] = CTL_IO_WRITE,
+	[0x89] = CTL_IO_WRITE,                                /* COMPARE AND WRITE */
+};
 
 uint64_t ctl_lat_bucket_le(unsigned b)
 {

@@ -7,6 +7,7 @@
  * SCSI done, timer, message — holds one while it runs).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +16,14 @@
 #include "bdev/bdev.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/zero.h"
 #include "internal.h"
 #include "mem/pool.h"
 #include "mem/slab.h"
 
 #define TICK_US 1000000ull
 
-static uint64_t now_us(const struct iscsi_reactor *ir)
+uint64_t iscsi_now_us(const struct iscsi_reactor *ir)
 {
 	return ir->r ? reactor_now_us(ir->r) : clock_now_us();
 }
@@ -40,7 +42,7 @@ static struct iscsi_reactor *ir_here(void)
 static void reactor_tick(void *arg)
 {
 	struct iscsi_reactor *ir = arg;
-	uint64_t now = now_us(ir);
+	uint64_t now = iscsi_now_us(ir);
 	struct iscsi_conn *c, *next;
 
 	for (c = ir->conns; c; c = next) {
@@ -78,7 +80,7 @@ static bool reactor_stop_hook(void *arg)
 	struct iscsi_reactor *ir = arg;
 	unsigned secs = iscsi_shutdown_timeout();
 	struct iscsi_conn *c, *next;
-	uint64_t now = now_us(ir);
+	uint64_t now = iscsi_now_us(ir);
 
 	if (!ir->stopping) {
 		ir->stopping = true;
@@ -163,7 +165,7 @@ struct iscsi_conn *iscsi_conn_new(struct xport_conn *xc)
 	c->id = iscsi_next_id();
 	c->state = CONN_LOGIN;
 	c->login_stage = -1;
-	c->login_start_us = c->last_rx_us = now_us(ir);
+	c->login_start_us = c->last_rx_us = iscsi_now_us(ir);
 	c->next_ttt = 1;
 	iscsi_params_init(&c->params, &iscsi_opts_cur.limits);
 	if (xc->family == AF_INET6)
@@ -286,6 +288,14 @@ void conn_drop(struct iscsi_conn *c, const char *why)
 
 /* ---- PDUs ---- */
 
+/* Clears what every new PDU must start with; data_iov[] is only read below
+ * data_iovcnt and is left as it is. */
+static void pdu_clear(struct iscsi_pdu *p)
+{
+	zero_small(p, offsetof(struct iscsi_pdu, data_iov));
+	zero_small(&p->data_iovcnt, sizeof(*p) - offsetof(struct iscsi_pdu, data_iovcnt));
+}
+
 struct iscsi_pdu *iscsi_pdu_alloc(struct iscsi_conn *c)
 {
 	struct iscsi_pdu *p;
@@ -293,11 +303,8 @@ struct iscsi_pdu *iscsi_pdu_alloc(struct iscsi_conn *c)
 	if (!c->ir->pdu_cache)
 		return NULL;
 	p = slab_alloc(c->ir->pdu_cache);
-	if (p) {
-		/* data_iov[] is only read below data_iovcnt: left as it is. */
-		memset(p, 0, offsetof(struct iscsi_pdu, data_iov));
-		memset(&p->data_iovcnt, 0, sizeof(*p) - offsetof(struct iscsi_pdu, data_iovcnt));
-	}
+	if (p)
+		pdu_clear(p);
 	return p;
 }
 
@@ -317,7 +324,10 @@ void iscsi_pdu_free(struct iscsi_conn *c, struct iscsi_pdu *p)
 		mem_free(c->ir->pool, p->data);
 	if (p->ahs)
 		mem_free(c->ir->pool, p->ahs);
-	slab_free(c->ir->pdu_cache, p);
+	if (p->in_task)
+		task_of_inline_pdu(p)->pdu_inline_busy = false;
+	else
+		slab_free(c->ir->pdu_cache, p);
 }
 
 struct iscsi_pdu *conn_pdu_new(struct iscsi_conn *c, uint8_t opcode)
@@ -326,6 +336,27 @@ struct iscsi_pdu *conn_pdu_new(struct iscsi_conn *c, uint8_t opcode)
 
 	if (p)
 		p->bhs[0] = opcode;
+	return p;
+}
+
+/* A PDU about task t that keeps t alive until it is written (tx_refs): the
+ * task's own inline PDU when it is free — a 4 KiB read's Data-In, a write's
+ * SCSI Response — else one from the cache. */
+struct iscsi_pdu *task_pdu_new(struct iscsi_task *t, uint8_t opcode)
+{
+	struct iscsi_pdu *p;
+
+	if (!t->pdu_inline_busy) {
+		p = &t->pdu_inline;
+		pdu_clear(p);
+		p->in_task = true;
+		t->pdu_inline_busy = true;
+	} else if (!(p = iscsi_pdu_alloc(t->conn))) {
+		return NULL;
+	}
+	p->bhs[0] = opcode;
+	p->task = t;
+	t->tx_refs++;
 	return p;
 }
 
@@ -346,10 +377,18 @@ int conn_pdu_data(struct iscsi_conn *c, struct iscsi_pdu *p, uint32_t len)
 
 static void pdu_done(struct iscsi_conn *c, struct iscsi_pdu *p)
 {
-	if (p->sent)
+	struct iscsi_task *t = p->task;
+
+	if (p->sent) {
 		p->sent(p);
-	else if (p->task)
-		task_tx_done(p->task);
+	} else if (p->in_task) {
+		/* Freed first: the task (and the PDU in it) may go with tx_done. */
+		iscsi_pdu_free(c, p);
+		task_tx_done(t);
+		return;
+	} else if (t) {
+		task_tx_done(t);
+	}
 	iscsi_pdu_free(c, p);
 }
 
@@ -481,7 +520,7 @@ void iscsi_conn_recv(struct iscsi_conn *c, struct iscsi_pdu *p, int rx_status)
 	uint8_t op = bhs_opcode(p->bhs);
 
 	conn_get(c);
-	c->last_rx_us = now_us(c->ir);
+	c->last_rx_us = iscsi_now_us(c->ir);
 	if (c->state == CONN_DEAD || c->state == CONN_CLOSING) {
 		iscsi_pdu_free(c, p);
 		goto out;

@@ -22,7 +22,7 @@ static void data_out_error(struct iscsi_task *t, uint8_t ascq, const char *what)
 	t->data_failed = true;
 	t->unsol_pending = false;
 	t->r2t_out = 0;
-	for (unsigned i = 0; i < TASK_MAX_R2T; i++)
+	for (unsigned i = 0; i < t->r2t_used; i++)
 		t->r2ts[i].active = false;
 	scsi_task_set_sense(&t->st, SK_ABORTED_COMMAND, 0x4b, ascq);
 	t->st.status = SAM_STAT_CHECK_CONDITION;
@@ -85,9 +85,14 @@ void r2t_fill(struct iscsi_task *t)
 		struct iscsi_pdu *p;
 		uint32_t len = t->xfer_len - t->r2t_next_off;
 
-		for (unsigned i = 0; i < TASK_MAX_R2T && !r; i++)
-			if (!t->r2ts[i].active)
+		for (unsigned i = 0; i < TASK_MAX_R2T && !r; i++) {
+			if (i >= t->r2t_used) {
+				t->r2t_used = (uint8_t)(i + 1);
 				r = &t->r2ts[i];
+			} else if (!t->r2ts[i].active) {
+				r = &t->r2ts[i];
+			}
+		}
 		if (!r)
 			return;
 		if (len > burst)
@@ -140,7 +145,7 @@ static const char *data_out_check(struct iscsi_task *t, const uint8_t *bhs, uint
 				(uint64_t)off + len > t->unsol_limit ? 0x02 : 0x00;
 		return bad;
 	}
-	for (unsigned i = 0; i < TASK_MAX_R2T && !r; i++)
+	for (unsigned i = 0; i < t->r2t_used && !r; i++)
 		if (t->r2ts[i].active && t->r2ts[i].ttt == ttt)
 			r = &t->r2ts[i];
 	bad = !r ? "unknown Target Transfer Tag" :

@@ -24,7 +24,7 @@ void task_account(struct iscsi_task *t)
 	ctl_io_count(&t->conn->io_stats, kind, bytes, error);
 	ls = scsi_task_lu_stats(st);
 	if (ls) {
-		uint64_t now = clock_now_us();
+		uint64_t now = iscsi_now_us(t->conn->ir);
 
 		ctl_lu_count(ls, t->conn->ir->id, kind, bytes, error,
 			     now > t->rx_us ? now - t->rx_us : 0);

@@ -15,6 +15,7 @@
 #define LICH_ISCSI_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "iscsi/chap.h"
@@ -112,6 +113,7 @@ struct iscsi_conn {
 	struct iscsi_conn *next, *prev;   /* reactor list */
 	struct iscsi_reactor *ir;
 	struct xport_conn *xc;
+	bool rdma;                        /* full feature phase on an RDMA transport (put_data) */
 	uint64_t id;
 	enum conn_state state;
 	unsigned refs;                    /* engine frames using the conn */
@@ -192,17 +194,10 @@ struct iscsi_r2t {
 
 struct iscsi_task {
 	struct scsi_task st;              /* first: scsi done() gets &st */
-	struct iscsi_conn *conn;
-	struct iscsi_task *next, *prev;   /* conn->tasks */
-	struct iscsi_task *hnext;         /* conn->hash */
+
+	/* Cleared by task_alloc: every command pays for this block, keep it short. */
 	struct iscsi_task *held_next;     /* sess.held */
 	struct iscsi_pdu *pdu;            /* TASK_PDU: the held command */
-	enum task_kind kind;
-	uint32_t itt;
-	uint32_t cmd_sn;
-	uint32_t edtl;
-	uint32_t lun_raw_hi, lun_raw_lo;  /* the LUN field as received */
-
 	bool hashed;
 	bool held;
 	bool ordered;                     /* its CmdSN turn came (or immediate) */
@@ -213,44 +208,63 @@ struct iscsi_task {
 	bool rsp_queued;                  /* the final PDU went to the transport */
 	bool aborted;
 	bool data_failed;                 /* bad Data-Out: failed, rest discarded */
+	bool pdu_inline_busy;             /* pdu_inline is queued or being filled */
+	bool sweep_mark;                  /* (sweep.c, while it walks a session) */
+	bool parked;                      /* TMF: on sess.parked */
 	unsigned tx_refs;                 /* queued PDUs pointing into the buffer */
 	unsigned rx_pins;                 /* received PDUs being read into the buffer */
-
 	/* data out */
 	bool wants_data;                  /* W bit with EDTL > 0 */
+	bool unsol_pending;               /* waiting for the unsolicited F bit */
+	uint8_t r2t_used;                 /* r2ts[] slots ever used: the rest are not */
 	uint32_t xfer_len;                /* bytes kept: min(EDTL, data_out_len) */
 	uint32_t data_got;                /* bytes received (in order) */
 	uint32_t unsol_limit;             /* end offset of unsolicited data */
-	bool unsol_pending;               /* waiting for the unsolicited F bit */
 	uint32_t unsol_datasn;
 	uint32_t r2t_next_off;            /* next offset to solicit */
 	uint32_t r2t_sn;
 	unsigned r2t_out;
-	struct iscsi_r2t r2ts[TASK_MAX_R2T];
-
 	/* data in */
 	uint32_t datasn;                  /* next DataSN (Data-In), = ExpDataSN */
+	uint64_t abort_seq;               /* != 0: aborted with I/O in flight, on ir->aborting */
+	struct sweep *sweep;              /* TMF / PERSISTENT RESERVE OUT: what it waits for */
 
+	/* Set by task_alloc and by whoever allocated the task (a SCSI command
+	 * sets all of these in scsi_cmd_recv; other kinds get them cleared). */
+	struct iscsi_conn *conn;
+	struct iscsi_task *next, *prev;   /* conn->tasks */
+	struct iscsi_task *hnext;         /* conn->hash (read only while hashed) */
+	enum task_kind kind;
+	uint32_t itt;
+	uint32_t cmd_sn;
+	uint32_t edtl;
+	uint32_t lun_raw_hi, lun_raw_lo;  /* the LUN field as received */
+	uint64_t rx_seq;                  /* arrival order on its reactor */
+	uint64_t rx_us;                   /* arrival time (the reactor's turn clock) */
 	/* iSER (RFC 7145): initiator buffers from the command's iSER header */
 	struct iscsi_rdma_ref rdma_in, rdma_out;
 	uint32_t rdma_out_base;           /* task offset rdma_out.va stands for */
 
-	/* task management */
-	uint64_t rx_seq;                  /* arrival order on its reactor */
-	uint64_t rx_us;                   /* arrival time (monotonic clock) */
-	uint64_t abort_seq;               /* != 0: aborted with I/O in flight, on ir->aborting */
-	struct iscsi_task *ab_next, *ab_prev;
-	struct sweep *sweep;              /* TMF / PERSISTENT RESERVE OUT: what it waits for */
-	bool sweep_mark;                  /* (sweep.c, while it walks a session) */
-	/* TMF requests */
-	struct iscsi_task *park_next;     /* sess.parked */
-	bool parked;
+	/* Only valid where their owner says so: not cleared. */
+	struct iscsi_r2t r2ts[TASK_MAX_R2T];   /* below r2t_used, where active */
+	struct iscsi_task *ab_next, *ab_prev;  /* while abort_seq != 0 */
+	struct iscsi_task *park_next;     /* while parked */
+	/* TMF requests (tmf.c sets them all before use) */
 	uint8_t tmf_function;
 	uint8_t tmf_response;
 	uint32_t tmf_rtt;                 /* Referenced Task Tag */
 	uint32_t tmf_ref_sn;              /* RefCmdSN */
 	uint64_t tmf_lun;                 /* decoded; UINT64_MAX if malformed */
+
+	/* The first Data-In or the SCSI Response of this task goes out in this
+	 * PDU: no allocation for the common one-PDU answer (pdu_in_task). */
+	struct iscsi_pdu pdu_inline;
 };
+
+static inline struct iscsi_task *task_of_inline_pdu(struct iscsi_pdu *p)
+{
+	return (struct iscsi_task *)((char *)p - offsetof(struct iscsi_task, pdu_inline));
+}
 
 /* ---- process-wide state (target.c) ---- */
 extern struct iscsi_opts iscsi_opts_cur;
@@ -299,6 +313,9 @@ void conn_task_gone(struct iscsi_conn *c);
 /* The connection with this id on the calling reactor, or NULL. */
 struct iscsi_conn *conn_find_here(uint64_t id);
 struct iscsi_pdu *conn_pdu_new(struct iscsi_conn *c, uint8_t opcode);
+struct iscsi_pdu *task_pdu_new(struct iscsi_task *t, uint8_t opcode);
+/* The reactor's turn clock (one clock read per turn, not per command). */
+uint64_t iscsi_now_us(const struct iscsi_reactor *ir);
 /* Allocates a data segment of len bytes (owned by the pdu). -ENOMEM. */
 int conn_pdu_data(struct iscsi_conn *c, struct iscsi_pdu *p, uint32_t len);
 /* Fills StatSN (advancing it when adv), ExpCmdSN and MaxCmdSN, then queues. */

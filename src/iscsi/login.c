@@ -177,6 +177,7 @@ static void login_finish(struct iscsi_conn *c, struct iscsi_pdu *rsp)
 		s->nexus_attached = true;
 	}
 	c->state = CONN_FULL;
+	c->rdma = c->xc && c->xc->ops->put_data;   /* data moves by RDMA from here on */
 	rsp->sent = final_rsp_sent;
 	rsp->task = c;
 	conn_send(c, rsp, true);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/zero.h"
 #include "core/timer.h"
 #include "internal.h"
 #include "mem/slab.h"
@@ -37,15 +38,18 @@ struct iscsi_task *task_alloc(struct iscsi_conn *c, enum task_kind kind)
 	t = slab_alloc(c->ir->task_cache);
 	if (!t)
 		return NULL;
-	/* All zero but the R2T slots, of which only `active` is read before
-	 * being set: a read never uses them, and this runs for every command. */
-	memset((char *)t + sizeof(t->st), 0, offsetof(struct iscsi_task, r2ts) - sizeof(t->st));
-	for (unsigned i = 0; i < TASK_MAX_R2T; i++)
-		t->r2ts[i].active = false;
-	memset(&t->datasn, 0, sizeof(*t) - offsetof(struct iscsi_task, datasn));
+	/* A SCSI command sets the fields behind `conn` itself (scsi_cmd_recv):
+	 * only the short block before them is cleared for every command. */
+	if (kind == TASK_SCSI)
+		zero_small(&t->held_next, offsetof(struct iscsi_task, conn) -
+					  offsetof(struct iscsi_task, held_next));
+	else
+		memset(&t->held_next, 0, offsetof(struct iscsi_task, r2ts) -
+					 offsetof(struct iscsi_task, held_next));
 	scsi_task_init(&t->st);
 	t->conn = c;
 	t->kind = kind;
+	t->prev = NULL;
 	t->next = c->tasks;
 	if (c->tasks)
 		c->tasks->prev = t;
@@ -184,7 +188,7 @@ static int send_scsi_rsp(struct iscsi_task *t)
 {
 	struct iscsi_conn *c = t->conn;
 	const struct scsi_task *st = &t->st;
-	struct iscsi_pdu *p = conn_pdu_new(c, ISCSI_OP_SCSI_RSP);
+	struct iscsi_pdu *p = task_pdu_new(t, ISCSI_OP_SCSI_RSP);
 	uint32_t resid;
 	uint8_t flags;
 
@@ -217,6 +221,13 @@ static uint32_t iov_slice(const struct scsi_task *st, uint32_t off, uint32_t len
 	uint32_t covered = 0;
 	int i = 0, n = 0;
 
+	/* Common case: inside the first segment (a read of up to 1 MiB). */
+	if (st->iovcnt > 0 && off < st->iov[0].iov_len && len <= st->iov[0].iov_len - off) {
+		out[0].iov_base = (uint8_t *)st->iov[0].iov_base + off;
+		out[0].iov_len = len;
+		*cnt = 1;
+		return len;
+	}
 	while (i < st->iovcnt && off >= st->iov[i].iov_len) {
 		off -= (uint32_t)st->iov[i].iov_len;
 		i++;
@@ -251,7 +262,7 @@ static void send_data_in(struct iscsi_task *t)
 
 	residual(t, &rflags, &resid);
 	while (off < total && c->state != CONN_DEAD) {
-		uint32_t burst_end = (off / burst + 1) * burst;
+		uint32_t burst_end = total <= burst ? total : (off / burst + 1) * burst;
 		uint32_t len = total - off;
 		struct iscsi_pdu *p;
 		bool last;
@@ -262,15 +273,15 @@ static void send_data_in(struct iscsi_task *t)
 			len = burst_end - off;
 		if (len > max_pdu)
 			len = max_pdu;
-		p = conn_pdu_new(c, ISCSI_OP_DATA_IN);
+		p = task_pdu_new(t, ISCSI_OP_DATA_IN);
 		if (!p) {
 			conn_drop(c, "no memory for Data-In");
 			return;
 		}
 		len = iov_slice(st, off, len, p->data_iov, &p->data_iovcnt);
 		if (len == 0) {
-			iscsi_pdu_free(c, p);
 			conn_drop(c, "Data-In beyond the task buffer");
+			conn_send(c, p, false);     /* the connection is dead: handed back */
 			return;
 		}
 		last = off + len == total;
@@ -287,8 +298,6 @@ static void send_data_in(struct iscsi_task *t)
 		put_be32(p->bhs + BHS_DATASN, t->datasn++);
 		put_be32(p->bhs + BHS_BUFOFF, off);
 		p->data_len = len;
-		p->task = t;
-		t->tx_refs++;
 		conn_send(c, p, last && collapse);
 		off += len;
 	}
@@ -298,9 +307,10 @@ static void send_data_in(struct iscsi_task *t)
 
 /* ---- iSER: data by RDMA instead of Data-In / R2T (RFC 7145 §7.3) ---- */
 
+/* Only asked while the connection is alive (its xc is set). */
 static bool conn_rdma(const struct iscsi_conn *c)
 {
-	return c->xc && c->xc->ops->put_data;
+	return c->rdma;
 }
 
 /* The task buffer from off, len bytes, as iovecs (up to max). */
@@ -576,6 +586,9 @@ static void scsi_cmd_setup(struct iscsi_task *t, const struct iscsi_pdu *p)
 	st->qp = c->ir->qp;
 	st->done = task_scsi_done;
 	st->priv = t;
+	/* Data-In may come straight from a RAM LUN's memory over TCP; iSER can
+	 * only RDMA from registered pool memory. */
+	st->data_in_any_mem = !conn_rdma(c);
 
 	if (p->ahs_len && parse_ahs(t, p)) {
 		scsi_task_set_sense(st, SK_ILLEGAL_REQUEST, 0x24, 0x00);
@@ -634,7 +647,7 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 	t->itt = bhs_itt(bhs);
 	t->cmd_sn = get_be32(bhs + BHS_CMDSN);
 	t->rx_seq = ++c->ir->rx_seq;
-	t->rx_us = clock_now_us();
+	t->rx_us = iscsi_now_us(c->ir);
 	t->edtl = get_be32(bhs + BHS_EDTL);
 	t->lun_raw_hi = get_be32(bhs + BHS_LUN);
 	t->lun_raw_lo = get_be32(bhs + BHS_LUN + 4);
@@ -642,6 +655,7 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 	scsi_cmd_setup(t, p);
 	t->rdma_in = p->rdma_in;
 	t->rdma_out = p->rdma_out;
+	t->rdma_out_base = 0;
 	t->wants_data = (bhs[BHS_FLAGS] & ISCSI_CMD_WRITE) && t->edtl > 0;
 	if (t->wants_data) {
 		reason = setup_write(t, p);
@@ -669,5 +683,6 @@ void scsi_cmd_recv(struct iscsi_conn *c, struct iscsi_pdu *p)
 	if (!imm)
 		cmdsn_advance(c);
 	task_scsi_resume(t);
-	held_drain(c);
+	if (c->sess.held || c->sess.parked)
+		held_drain(c);
 }

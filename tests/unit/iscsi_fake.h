@@ -284,6 +284,11 @@ static __attribute__((unused)) struct fake *fx_login_normal(const char *const *o
 	return fx_login_normal_on(0, 1, op_keys);
 }
 
+/* Set before fx_setup_n by tests that need reads to stay in flight until the
+ * queue pair is polled (task management): a RAM LUN otherwise answers a read
+ * over TCP at once from its own memory (bdev_read_map), with nothing to abort. */
+static __attribute__((unused)) bool fx_copy_reads;
+
 /* Reactors (set up, never run: the tests drive them by hand) with the
  * engine's context on each, a RAM LUN 1 on FX_TARGET and a hidden target. */
 static __attribute__((unused)) int fx_setup_n(unsigned nreactors)
@@ -305,6 +310,8 @@ static __attribute__((unused)) int fx_setup_n(unsigned nreactors)
 	io.nop_timeout = 5;
 	assert_int_equal(iscsi_init(&io), 0);
 	assert_int_equal(bdev_open(&bo, &fx_g.bdev), 0);
+	if (fx_copy_reads)
+		fx_g.bdev->can_map = false;
 	st = scsi_target_create(FX_TARGET, 1);
 	assert_non_null(st);
 	lo.bdev = fx_g.bdev;

@@ -71,6 +71,7 @@ struct ua_q;
 struct nexus_state {
 	unsigned home;               /* reactor id (0 without reactors) */
 	unsigned pending;            /* UAs queued over all LUs */
+	uint64_t lu_mask;            /* bit lun % 64 set: that LU may have a queue */
 	struct ua_q *queues;
 };
 
@@ -124,6 +125,13 @@ struct scsi_lu {
 	struct scsi_lu *retired_next;
 	struct ctl_lu_stats *stats;  /* lichctl counters, owned by the caller */
 };
+
+/* A nexus' LU mask bit for lu (nexus_state.lu_mask). */
+static inline uint64_t ua_lu_bit(const struct scsi_lu *lu)
+{
+	return 1ull << (lu->lun & 63);
+}
+
 
 struct scsi_target {
 	char name[224];

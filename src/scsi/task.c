@@ -380,12 +380,13 @@ static int prepare_done(struct scsi_task *t)
 	return SCSI_TASK_DONE;
 }
 
-/* Whether t's nexus may have a unit attention queued (ua.c's count): one
- * load in the common case where it has none. */
+/* Whether t's nexus may have a unit attention queued for t's LU (ua.c's
+ * count and LU mask): a load or two in the common case where it has none,
+ * also while other LUs of the nexus still hold theirs. */
 static inline bool ua_maybe_pending(const struct scsi_task *t)
 {
 	const struct nexus_state *st = t->nexus ? t->nexus->scsi_priv : NULL;
-	return st && st->pending;
+	return st && st->pending && (st->lu_mask & ua_lu_bit(t->lu));
 }
 
 /* Reports a pending unit attention; true if the command ends here. */

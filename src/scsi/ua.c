@@ -103,6 +103,7 @@ static struct ua_q *q_find(struct nexus_state *st, const struct scsi_lu *lu, boo
 	q->lu = lu;
 	q->next = st->queues;
 	st->queues = q;
+	st->lu_mask |= ua_lu_bit(lu);
 	return q;
 }
 
@@ -113,6 +114,10 @@ static void q_drop(struct nexus_state *st, struct ua_q *q)
 			*pp = q->next;
 			st->pending -= q->n;
 			free(q);
+			/* The bit stays only for another LU sharing it. */
+			st->lu_mask = 0;
+			for (struct ua_q *o = st->queues; o; o = o->next)
+				st->lu_mask |= ua_lu_bit(o->lu);
 			return;
 		}
 	}

@@ -140,13 +140,17 @@ static void iov_copy_out(struct bdev_io *io, const uint8_t *src, size_t len)
 	}
 }
 
-static int ram_read(struct ram_bdev *rb, struct bdev_io *io)
+/* Walks [off, end) a page at a time, one mincore() per RAM_MINCORE_BATCH
+ * pages, calling piece(arg, p, n) with p in the mapping for resident pages
+ * and NULL for never-written ones (which are never touched). Stops at the
+ * first nonzero return of piece and returns it; -errno if mincore fails. */
+static int ram_walk(struct ram_bdev *rb, uint64_t off, uint64_t end,
+		    int (*piece)(void *arg, const uint8_t *p, size_t n), void *arg)
 {
-	uint64_t off = io->offset, end = io->offset + io->len;
 	unsigned char vec[RAM_MINCORE_BATCH];
 
 	while (off < end) {
-		uint64_t first = off - off % rb->page;
+		uint64_t first = off & ~rb->page_mask;
 		uint64_t span = end - first;
 		if (span > (uint64_t)RAM_MINCORE_BATCH * rb->page)
 			span = (uint64_t)RAM_MINCORE_BATCH * rb->page;
@@ -155,11 +159,24 @@ static int ram_read(struct ram_bdev *rb, struct bdev_io *io)
 		for (size_t i = 0; off < end && i < RAM_MINCORE_BATCH; i++) {
 			uint64_t page_end = first + (i + 1) * rb->page;
 			size_t n = (size_t)((page_end < end ? page_end : end) - off);
-			iov_copy_out(io, (vec[i] & 1) ? rb->base + off : NULL, n);
+			int rc = piece(arg, (vec[i] & 1) ? rb->base + off : NULL, n);
+			if (rc)
+				return rc;
 			off += n;
 		}
 	}
 	return 0;
+}
+
+static int read_piece(void *arg, const uint8_t *p, size_t n)
+{
+	iov_copy_out(arg, p, n);
+	return 0;
+}
+
+static int ram_read(struct ram_bdev *rb, struct bdev_io *io)
+{
+	return ram_walk(rb, io->offset, io->offset + io->len, read_piece, io);
 }
 
 /* Appends [p, p + n) to iov[0..*cnt), merged with the last segment when it
@@ -185,29 +202,25 @@ static bool map_append(struct iovec *iov, int *cnt, int max, const uint8_t *p, s
 	return true;
 }
 
+struct map_state {
+	struct iovec *iov;
+	int cnt, max;
+};
+
+static int map_piece(void *arg, const uint8_t *p, size_t n)
+{
+	struct map_state *m = arg;
+	bool zero = p == NULL;
+
+	return map_append(m->iov, &m->cnt, m->max, zero ? ram_zeroes : p, n, zero) ? 0 : -E2BIG;
+}
+
 static int ram_map(struct ram_bdev *rb, uint64_t off, uint64_t len, struct iovec *iov, int max)
 {
-	uint64_t end = off + len;
-	unsigned char vec[RAM_MINCORE_BATCH];
-	int cnt = 0;
+	struct map_state m = { iov, 0, max };
+	int rc = ram_walk(rb, off, off + len, map_piece, &m);
 
-	while (off < end) {
-		uint64_t first = off & ~rb->page_mask;
-		uint64_t span = end - first;
-		if (span > (uint64_t)RAM_MINCORE_BATCH * rb->page)
-			span = (uint64_t)RAM_MINCORE_BATCH * rb->page;
-		if (mincore(rb->base + first, span, vec) < 0)
-			return -errno;
-		for (size_t i = 0; off < end && i < RAM_MINCORE_BATCH; i++) {
-			uint64_t page_end = first + (i + 1) * rb->page;
-			size_t n = (size_t)((page_end < end ? page_end : end) - off);
-			bool zero = !(vec[i] & 1);
-			if (!map_append(iov, &cnt, max, zero ? ram_zeroes : rb->base + off, n, zero))
-				return -E2BIG;
-			off += n;
-		}
-	}
-	return cnt;
+	return rc < 0 ? rc : m.cnt;
 }
 
 /* Not behind the backend table: only ram can, and the SCSI layer calls it

@@ -195,16 +195,19 @@ static int outq_append(struct outq *q, const struct ring_msg *m)
 	return 0;
 }
 
-/* Moves what fits into ring; returns how many moved. */
-static unsigned outq_flush(struct outq *q, struct spsc_ring *ring)
+/* Moves what fits into ring — or, with ring NULL, into self's own FIFO (its
+ * overflow to itself) — oldest first; returns how many moved. */
+static unsigned outq_flush_into(struct outq *q, struct spsc_ring *ring, struct reactor *self)
 {
 	unsigned n = 0;
 
-	if (!q->head)
-		return 0;
-	while (q->head && spsc_ring_push(ring, &q->head->m) == 0) {
+	while (q->head) {
 		struct ovf_node *node = q->head;
 
+		if (ring ? spsc_ring_push(ring, &node->m) != 0 : dq_full(self))
+			break;
+		if (!ring)
+			self->dq[self->dq_tail++ & self->dq_mask] = node->m;
 		q->head = node->next;
 		free(node);
 		n++;
@@ -217,24 +220,9 @@ static unsigned outq_flush(struct outq *q, struct spsc_ring *ring)
 	return n;
 }
 
-/* outq_flush() for a reactor's overflow to itself: into its dq. */
-static unsigned outq_flush_self(struct reactor *r, struct outq *q)
+static unsigned outq_flush(struct outq *q, struct spsc_ring *ring)
 {
-	unsigned n = 0;
-
-	while (q->head && !dq_full(r)) {
-		struct ovf_node *node = q->head;
-
-		r->dq[r->dq_tail++ & r->dq_mask] = node->m;
-		q->head = node->next;
-		free(node);
-		n++;
-	}
-	if (!q->head) {
-		q->tail = NULL;
-		atomic_store(&q->pending, false);
-	}
-	return n;
+	return outq_flush_into(q, ring, NULL);
 }
 
 static unsigned outq_free(struct outq *q)
@@ -331,7 +319,7 @@ static unsigned flush_out(struct reactor *r)
 		if (!q->head)
 			continue;
 		if (to == r->id) {
-			k = outq_flush_self(r, q);
+			k = outq_flush_into(q, NULL, r);
 		} else {
 			k = outq_flush(q, ring_of(r->id, to));
 			if (k)

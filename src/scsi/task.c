@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/zero.h"
 #include "core/log.h"
 #include "mem/pool.h"
 #include "scsi/pr.h"
@@ -337,20 +338,6 @@ static_assert(offsetof(struct scsi_task, iov) < offsetof(struct scsi_task, iovcn
 	      offsetof(struct scsi_task, buf_len) < offsetof(struct scsi_task, data_out_len) &&
 	      offsetof(struct scsi_task, wait_next) < offsetof(struct scsi_task, io),
 	      "struct scsi_task layout changed: update scsi_task_init");
-
-/* memset of a small constant size as pieces of at most 64 bytes, which gcc
- * turns into a few vector stores (one memset of more becomes a rep stos,
- * which costs an instruction per 8 bytes). */
-static inline __attribute__((always_inline)) void zero_small(void *p, size_t n)
-{
-	char *c = p;
-	while (n > 64) {
-		memset(c, 0, 64);
-		c += 64;
-		n -= 64;
-	}
-	memset(c, 0, n);
-}
 
 void scsi_task_init(struct scsi_task *t)
 {

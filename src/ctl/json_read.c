@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "ctl/proto.h"
 
 #define CJV_DEPTH 32
@@ -36,15 +37,11 @@ static int hex4(struct reader *r, unsigned *out)
 		return bad(r, "short \\u escape");
 	for (int i = 0; i < 4; i++) {
 		char c = *r->p++;
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
+		int d = hex_digit(c);
+
+		if (d < 0)
 			return bad(r, "bad \\u escape");
+		v = v << 4 | (unsigned)d;
 	}
 	*out = v;
 	return 0;

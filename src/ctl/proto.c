@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "ctl/proto.h"
 
 /* ---- buffer ---- */
@@ -73,17 +74,6 @@ static int fail(char *err, size_t errlen, const char *why)
 	return -EINVAL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* JSON array of strings; words are written to dst (at least len + 1 bytes). */
 static int parse_json(const char *s, const char *end, char *dst, struct ctl_req *r,
 		      char *err, size_t errlen)
@@ -142,7 +132,7 @@ static int parse_json(const char *s, const char *end, char *dst, struct ctl_req 
 				if (end - p < 4)
 					return fail(err, errlen, "short \\u escape");
 				for (int i = 0; i < 4; i++) {
-					int h = hexval(p[i]);
+					int h = hex_digit(p[i]);
 					if (h < 0)
 						return fail(err, errlen, "bad \\u escape");
 					v = v * 16 + h;

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "conf/conf.h"
+#include "core/hex.h"
 #include "iscsi/chap.h"
 #include "iscsi/pdu.h"
 
@@ -42,17 +43,6 @@ bool chap_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	return diff == 0;
 }
 
-static int hex_nibble(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static int b64_sextet(char ch)
 {
 	if (ch >= 'A' && ch <= 'Z')
@@ -75,7 +65,7 @@ static int decode_hex(const char *s, size_t n, uint8_t *out, size_t max, size_t 
 	if (bytes > max)
 		return -E2BIG;
 	if (n % 2) {                  /* odd count: the first digit is a low nibble */
-		int lo = hex_nibble(s[0]);
+		int lo = hex_digit(s[0]);
 
 		if (lo < 0)
 			return -EINVAL;
@@ -83,7 +73,7 @@ static int decode_hex(const char *s, size_t n, uint8_t *out, size_t max, size_t 
 		i = 1;
 	}
 	for (; i < n; i += 2) {
-		int hi = hex_nibble(s[i]), lo = hex_nibble(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -194,7 +184,7 @@ static int parse_byte(const char *s, unsigned *out)
 		return -EINVAL;
 	if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
 		for (size_t i = 2; i < n; i++) {
-			int x = hex_nibble(s[i]);
+			int x = hex_digit(s[i]);
 
 			if (x < 0)
 				return -EINVAL;

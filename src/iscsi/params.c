@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hex.h"
 #include "iscsi/params.h"
 #include "iscsi/pdu.h"
 
@@ -166,11 +167,11 @@ static bool parse_num(const char *s, uint64_t *out)
 		if (!*s)
 			return false;
 		for (; *s; s++) {
-			if (!is_hex((unsigned char)*s) || v >> 60)
+			int d = hex_digit(*s);
+
+			if (d < 0 || v >> 60)
 				return false;
-			unsigned d = is_digit((unsigned char)*s) ? (unsigned)(*s - '0') :
-				     (unsigned)((*s | 0x20) - 'a' + 10);
-			v = v << 4 | d;
+			v = v << 4 | (unsigned)d;
 		}
 	} else {
 		if (!is_digit((unsigned char)s[0]) || (s[0] == '0' && s[1]))

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/hex.h"
 #include "pr_int.h"
 
 #define PR_FILE_MAGIC   "lich-pr 1"
@@ -159,15 +160,10 @@ static int parse_num(const char *tok, int base, unsigned max_digits, uint64_t ma
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char c = tok[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (base == 16 && c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else if (base == 16 && c >= 'A' && c <= 'F')
-			d = (unsigned)(c - 'A' + 10);
-		else
+		int h = hex_digit(c);
+		if (h < 0 || h >= base)
 			return -EINVAL;
+		unsigned d = (unsigned)h;
 		if (v > (UINT64_MAX - d) / (uint64_t)base)
 			return -EINVAL;
 		v = v * (uint64_t)base + d;

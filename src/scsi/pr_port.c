@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hex.h"
 #include "pr_int.h"
 #include "scsi/pr.h"
 
@@ -21,17 +22,6 @@ static bool sep_at(const char *s)
 {
 	return s[0] == ',' && (s[1] == 'i' || s[1] == 'I') && s[2] == ',' &&
 	       s[3] == '0' && (s[4] == 'x' || s[4] == 'X');
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int pr_port_parse(const char *s, size_t len, struct pr_port *out)

@@ -116,7 +116,7 @@ static struct {
 	unsigned nsetup;		/* reactors whose setup began (teardown undoes them) */
 	enum poll_mode mode;
 	struct reactor *r;
-	struct spsc_ring **rings;	/* [from * n + to]; [i * n + i] unused (dq) */
+	struct spsc_ring **rings;	/* [from * n + to]; [i * n + i] NULL (a reactor's dq) */
 	_Atomic bool stopping;
 	_Atomic unsigned hooks_done;	/* reactors whose stop hooks all returned true */
 	void (*reload_fn)(void *arg);
@@ -896,8 +896,8 @@ int reactors_init(const struct reactor_opts *opts)
 	if (!g.r || !g.rings)
 		goto fail;
 	memset(g.r, 0, n * sizeof(struct reactor));
-	for (unsigned i = 0; i < n * n; i++)
-		if (!(g.rings[i] = spsc_ring_create(ring_size)))
+	for (unsigned i = 0; i < n * n; i++)   /* [i * n + i] stays NULL: a reactor's dq */
+		if (i / n != i % n && !(g.rings[i] = spsc_ring_create(ring_size)))
 			goto fail;
 	for (unsigned i = 0; i < n; i++) {
 		rc = reactor_setup(&g.r[i], i, opts, ring_size);
